@@ -1,0 +1,60 @@
+# The two commands a new clone needs are `make demo` and `make test`; every
+# other target is a step they call.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PROTO_SRC := $(shell find protos -name '*.proto')
+PROTO_STAMP := novamind/.generated
+CERT_STAMP := var/certs/ca.pem
+
+.PHONY: all venv protos certs lint test test-unit test-integration demo train bench clean
+
+all: venv protos certs
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# Stubs are generated into the top-level `novamind` package (the proto package
+# root), so the generated imports `from novamind.common.v1 import ...` resolve.
+$(PROTO_STAMP): $(STAMP) $(PROTO_SRC)
+	rm -rf novamind
+	$(PY) -m grpc_tools.protoc -I protos \
+	  --python_out=. --pyi_out=. --grpc_python_out=. $(PROTO_SRC)
+	find novamind -type d -exec touch {}/__init__.py \;
+	touch $(PROTO_STAMP)
+
+protos: $(PROTO_STAMP)
+
+$(CERT_STAMP): $(STAMP)
+	$(PY) -m common.certs --out var/certs
+
+certs: $(CERT_STAMP)
+
+lint: venv protos
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy common forecasting_svc biometric_svc pharmacogenomics_svc twin_orchestrator
+	cd protos && ../$(VENV)/bin/buf lint
+
+test: venv protos certs
+	$(PY) -m pytest -q -p no:cacheprovider tests
+
+train: venv protos
+	$(PY) -m forecasting_svc.train
+	$(PY) -m biometric_svc.train
+	$(PY) -m pharmacogenomics_svc.train
+
+demo: venv protos certs
+	$(PY) -m twin_orchestrator.demo
+
+bench: venv protos certs
+	$(PY) -m bench
+
+clean:
+	rm -rf novamind var .pytest_cache .mypy_cache .ruff_cache

@@ -8,14 +8,16 @@ STAMP := $(VENV)/.installed
 PROTO_SRC := $(shell find protos -name '*.proto')
 PROTO_STAMP := novamind/.generated
 CERT_STAMP := var/certs/ca.pem
+# checkov pins versions that clash with the runtime's, so it lives in its own venv.
+CHECKOV := .venv-checkov/bin/checkov
 
-.PHONY: all venv protos certs lint test test-unit test-integration demo train bench clean
+.PHONY: all venv protos certs checkov lint test test-unit test-integration demo train bench clean
 
 all: venv protos certs
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,bench]' --config-settings editable_mode=compat
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -36,13 +38,19 @@ $(CERT_STAMP): $(STAMP)
 
 certs: $(CERT_STAMP)
 
+$(CHECKOV):
+	$(PYTHON) -m venv .venv-checkov
+	.venv-checkov/bin/pip install --quiet checkov==3.3.30
+
+checkov: $(CHECKOV)
+
 lint: venv protos
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy common forecasting_svc biometric_svc pharmacogenomics_svc twin_orchestrator
 	cd protos && ../$(VENV)/bin/buf lint
 
-test: venv protos certs
+test: venv protos certs $(CHECKOV)
 	$(PY) -m pytest -q -p no:cacheprovider tests
 
 train: venv protos

@@ -1,0 +1,98 @@
+"""Domain errors every service raises, and their one mapping to gRPC status.
+
+Services raise these from plain Python; the error-mapping interceptor turns
+them into status codes. Messages name the field and the rule, never a value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import grpc
+
+
+@dataclass(frozen=True)
+class FieldViolation:
+    """One broken rule on one request field, e.g. ("horizon_days", "must be 1..90")."""
+
+    field: str
+    rule: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.rule}"
+
+
+class ServiceError(Exception):
+    """Base of errors whose message is safe to show the caller (no patient data)."""
+
+    code: grpc.StatusCode = grpc.StatusCode.INTERNAL
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidArgumentError(ServiceError):
+    """The caller sent something that breaks a documented rule."""
+
+    code = grpc.StatusCode.INVALID_ARGUMENT
+
+    def __init__(self, violations: list[FieldViolation]) -> None:
+        if not violations:
+            raise ValueError("InvalidArgumentError needs at least one violation")
+        self.violations = list(violations)
+        super().__init__("; ".join(str(v) for v in self.violations))
+
+    @classmethod
+    def single(cls, field: str, rule: str) -> InvalidArgumentError:
+        return cls([FieldViolation(field, rule)])
+
+
+class ModelUnavailableError(ServiceError):
+    """A model the RPC needs is not trained or not loaded."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+    def __init__(self, model: str, train_command: str, reason: str = "not trained") -> None:
+        super().__init__(
+            f"model {model} is unavailable ({reason}); train it with `{train_command}`"
+        )
+        self.model = model
+        self.train_command = train_command
+
+
+class OverloadedError(ServiceError):
+    """The service is at capacity; the caller should back off and retry."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class NotFoundError(ServiceError):
+    """A requested resource does not exist."""
+
+    code = grpc.StatusCode.NOT_FOUND
+
+
+class CallerNotAllowedError(ServiceError):
+    """The caller's certificate identity may not call this service."""
+
+    code = grpc.StatusCode.PERMISSION_DENIED
+
+
+class ValidationCollector:
+    """Collects every violation of a request before failing, so one round trip shows all."""
+
+    def __init__(self) -> None:
+        self.violations: list[FieldViolation] = []
+
+    def add(self, field: str, rule: str) -> None:
+        self.violations.append(FieldViolation(field, rule))
+
+    def check(self, ok: bool, field: str, rule: str) -> bool:
+        if not ok:
+            self.add(field, rule)
+        return ok
+
+    def raise_if_any(self) -> None:
+        if self.violations:
+            raise InvalidArgumentError(self.violations)

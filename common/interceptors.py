@@ -1,0 +1,233 @@
+"""The one server interceptor every service uses.
+
+For each unary RPC (health checks and reflection pass straight through) it:
+assigns the random request id, opens an allow-listed server span, authorizes
+the caller by certificate identity, maps domain errors to status codes in one
+place (rich google.rpc.BadRequest details for field violations; a fixed
+message plus the request id for anything unexpected, so exception text never
+reaches the caller or a span), writes the audit record for RPCs that touch
+patient data, and logs one access line without any patient data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import traceback
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+from google.protobuf import any_pb2
+from google.protobuf.message import Message
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+from opentelemetry import propagate
+from opentelemetry.trace import SpanKind, StatusCode
+
+from common.audit import AuditLog
+from common.errors import CallerNotAllowedError, InvalidArgumentError, ServiceError
+from common.pseudonym import Pseudonymizer
+from common.request_context import (
+    REQUEST_ID_METADATA_KEY,
+    accept_request_id,
+    request_id_var,
+    rpc_var,
+)
+from common.tls import caller_identity, is_allowed
+from common.tracing import get_tracer, safe_attributes
+
+_LOGGER = logging.getLogger(__name__)
+
+_UNTRACED_PREFIXES = ("/grpc.health.", "/grpc.reflection.")
+
+Behavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
+
+
+def _split_method(method: str) -> tuple[str, str]:
+    service, _, rpc = method.lstrip("/").rpartition("/")
+    return service, rpc
+
+
+def _status_for(error: ServiceError) -> status_pb2.Status:
+    status = status_pb2.Status(code=error.code.value[0], message=error.message)
+    if isinstance(error, InvalidArgumentError):
+        bad_request = error_details_pb2.BadRequest(
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.rule)
+                for v in error.violations
+            ]
+        )
+        detail = any_pb2.Any()
+        detail.Pack(bad_request)
+        status.details.append(detail)
+    return status
+
+
+def _audit_subject(request: object, pseudonymizer: Pseudonymizer | None) -> str | None:
+    """The pseudonym an RPC concerns, if it carries patient data at all."""
+    pseudonym = getattr(request, "patient_pseudonym", None)
+    if pseudonym:
+        return str(pseudonym)
+    patient_id = getattr(request, "patient_id", None)
+    if patient_id and pseudonymizer is not None:
+        try:
+            return pseudonymizer.pseudonymize(str(patient_id))
+        except ValueError:
+            return None
+    return None
+
+
+# grpc-stubs types aio interceptors loosely; the ignores below mark only those gaps.
+class MeshServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
+    def __init__(
+        self,
+        *,
+        service_name: str,
+        allowed_callers: tuple[str, ...],
+        insecure: bool,
+        audit_log: AuditLog | None = None,
+        pseudonymizer: Pseudonymizer | None = None,
+    ) -> None:
+        self._service_name = service_name
+        self._allowed = allowed_callers
+        self._insecure = insecure
+        self._audit = audit_log
+        self._pseudonymizer = pseudonymizer
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Any:
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or method.startswith(_UNTRACED_PREFIXES):
+            return handler
+        if handler.unary_unary is None:
+            return handler
+        wrapped = self._wrap(method, handler.unary_unary)
+        return grpc.unary_unary_rpc_method_handler(
+            wrapped,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+    def _wrap(self, method: str, inner: Behavior) -> Behavior:
+        service, rpc = _split_method(method)
+
+        async def behavior(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            metadata = {
+                k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)
+            }
+            request_id = accept_request_id(metadata.get(REQUEST_ID_METADATA_KEY))
+            rid_token = request_id_var.set(request_id)
+            rpc_token = rpc_var.set(rpc)
+            started = time.perf_counter()
+            caller = caller_identity(context)
+            code = grpc.StatusCode.OK
+            failure: status_pb2.Status | None = None
+            response: Any = None
+            request_bytes = request.ByteSize() if isinstance(request, Message) else 0
+            response_bytes = 0
+            parent = propagate.extract(metadata)
+            tracer = get_tracer()
+            try:
+                with tracer.start_as_current_span(
+                    f"{service}/{rpc}",
+                    context=parent,
+                    kind=SpanKind.SERVER,
+                    record_exception=False,
+                    set_status_on_exception=False,
+                    attributes=safe_attributes(
+                        {
+                            "rpc.system": "grpc",
+                            "rpc.service": service,
+                            "rpc.method": rpc,
+                            "novamind.request_id": request_id,
+                            "novamind.caller": caller or "none",
+                            "novamind.request_bytes": request_bytes,
+                        }
+                    ),
+                ) as span:
+                    await context.send_initial_metadata(((REQUEST_ID_METADATA_KEY, request_id),))
+                    try:
+                        if not is_allowed(caller, self._allowed, self._insecure):
+                            raise CallerNotAllowedError(
+                                f"caller identity is not allowed to call {service}"
+                            )
+                        response = await inner(request, context)
+                        if isinstance(response, Message):
+                            response_bytes = response.ByteSize()
+                    except ServiceError as error:
+                        code = error.code
+                        failure = _status_for(error)
+                    except asyncio.CancelledError:
+                        code = grpc.StatusCode.CANCELLED
+                        raise
+                    except grpc.aio.AbortError:
+                        code = context.code() or grpc.StatusCode.UNKNOWN
+                        raise
+                    except Exception as exc:
+                        code = grpc.StatusCode.INTERNAL
+                        # Type and stack only: the message of an unexpected error may quote input.
+                        _LOGGER.error(
+                            "unhandled %s in %s\n%s",
+                            type(exc).__name__,
+                            rpc,
+                            "".join(traceback.format_tb(exc.__traceback__)),
+                        )
+                        failure = status_pb2.Status(
+                            code=code_pb2.INTERNAL,
+                            message=f"internal error; quote request id {request_id}",
+                        )
+                    finally:
+                        span.set_attribute("rpc.grpc.status_code", code.value[0])
+                        span.set_attribute("novamind.response_bytes", response_bytes)
+                        if code is not grpc.StatusCode.OK:
+                            span.set_status(StatusCode.ERROR)
+                await self._audit_access(request, caller, rpc, code, request_id)
+                if failure is not None:
+                    await context.abort_with_status(  # type: ignore[attr-defined]
+                        rpc_status.to_status(failure)
+                    )
+                return response
+            finally:
+                _LOGGER.info(
+                    "rpc finished",
+                    extra={
+                        "service": self._service_name,
+                        "rpc": rpc,
+                        "code": code.name,
+                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                        "request_bytes": request_bytes,
+                        "response_bytes": response_bytes,
+                        "caller": caller or "none",
+                    },
+                )
+                request_id_var.reset(rid_token)
+                rpc_var.reset(rpc_token)
+
+        return behavior
+
+    async def _audit_access(
+        self,
+        request: object,
+        caller: str | None,
+        rpc: str,
+        code: grpc.StatusCode,
+        request_id: str,
+    ) -> None:
+        if self._audit is None:
+            return
+        subject = _audit_subject(request, self._pseudonymizer)
+        if subject is None:
+            return
+        await self._audit.append_async(
+            caller=caller or "none",
+            rpc=f"{self._service_name}.{rpc}",
+            pseudonym=subject,
+            outcome=code.name,
+            request_id=request_id,
+        )

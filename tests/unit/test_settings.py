@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from common.settings import Settings, SettingsError
+
+
+def test_defaults_per_service_and_health_port_offset():
+    settings = Settings.from_env("biometric", env={})
+    assert (settings.port, settings.health_port) == (50052, 51052)
+    assert settings.allowed_callers == ("orchestrator", "operator")
+    assert settings.tls_dir == Path("var/certs")
+    assert settings.insecure is False
+    assert Settings.from_env("orchestrator", env={}).allowed_callers == ("*",)
+
+
+def test_overrides_are_typed():
+    settings = Settings.from_env(
+        "forecasting",
+        env={
+            "NOVAMIND_PORT": "6001",
+            "NOVAMIND_INSECURE": "1",
+            "NOVAMIND_ALLOWED_CALLERS": "orchestrator, ops ",
+            "NOVAMIND_GRACE_SECONDS": "2.5",
+            "NOVAMIND_TLS_DIR": "/etc/novamind/tls",
+            "NOVAMIND_FORECAST_TRIALS": "7",
+        },
+    )
+    assert settings.port == 6001 and settings.health_port == 7001
+    assert settings.insecure is True
+    assert settings.allowed_callers == ("orchestrator", "ops")
+    assert settings.grace_seconds == 2.5
+    assert settings.tls_dir == Path("/etc/novamind/tls")
+    assert settings.extra == {"NOVAMIND_FORECAST_TRIALS": "7"}
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("NOVAMIND_PORT", "http"),
+        ("NOVAMIND_PORT", "70000"),
+        ("NOVAMIND_INSECURE", "maybe"),
+        ("NOVAMIND_GRACE_SECONDS", "-1"),
+        ("NOVAMIND_LOG_LEVEL", "LOUD"),
+    ],
+)
+def test_malformed_variable_is_named(name, value):
+    with pytest.raises(SettingsError, match=name):
+        Settings.from_env("forecasting", env={name: value})
+
+
+def test_secret_from_env_file_and_dev_key(tmp_path):
+    settings = Settings.from_env("orchestrator", env={"NOVAMIND_KEY_DIR": str(tmp_path / "k")})
+    assert settings.secret("audit", env={"NOVAMIND_AUDIT_KEY": "ab" * 32}) == bytes([0xAB]) * 32
+    key_file = tmp_path / "secret"
+    key_file.write_text("cd" * 32 + "\n")
+    assert settings.secret("store", env={"NOVAMIND_STORE_KEY_FILE": str(key_file)}) == b"\xcd" * 32
+    with pytest.raises(SettingsError, match="NOVAMIND_AUDIT_KEY"):
+        settings.secret("audit", env={"NOVAMIND_AUDIT_KEY": "abcd"})
+    dev = settings.secret("pseudonym", env={})
+    assert len(dev) == 32 and settings.secret("pseudonym", env={}) == dev
+    assert (tmp_path / "k" / "pseudonym.key").stat().st_mode & 0o777 == 0o600
+
+
+def test_required_secrets_refuse_dev_keys(tmp_path):
+    settings = Settings.from_env(
+        "orchestrator",
+        env={"NOVAMIND_REQUIRE_SECRETS": "1", "NOVAMIND_KEY_DIR": str(tmp_path)},
+    )
+    with pytest.raises(SettingsError, match="NOVAMIND_PSEUDONYM_KEY"):
+        settings.secret("pseudonym", env={})

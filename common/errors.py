@@ -67,6 +67,12 @@ class OverloadedError(ServiceError):
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
+class DependencyUnavailableError(ServiceError):
+    """Something the service needs (a store, a peer) is down; retrying later may succeed."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+
+
 class NotFoundError(ServiceError):
     """A requested resource does not exist."""
 

@@ -15,6 +15,7 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -46,6 +47,8 @@ class ServiceDefinition:
     on_shutdown: ShutdownHook | None = None
     #: Whether this service's RPCs touch patient data (audited).
     audited: bool = True
+    #: Extra server interceptors, run after the mesh interceptor (e.g. fault injection in tests).
+    interceptors: tuple[Any, ...] = ()
 
 
 def server_options(settings: Settings) -> list[tuple[str, int]]:
@@ -138,7 +141,7 @@ def create_server(
     )
     options = server_options(settings)
     server = grpc.aio.server(
-        interceptors=[interceptor],
+        interceptors=[interceptor, *definition.interceptors],
         options=options,
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
     )

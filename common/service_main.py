@@ -26,9 +26,13 @@ def run_service(service: str, build: DefinitionFactory) -> int:
         return 2
     configure_logging(settings.log_level, settings.log_format)
     configure_tracing(service)
+
+    async def build_and_serve() -> None:
+        # Built inside the running loop: aio channels and servers bind to it.
+        await serve(settings, build(settings))
+
     try:
-        definition = build(settings)
-        asyncio.run(serve(settings, definition))
+        asyncio.run(build_and_serve())
     except SettingsError as exc:
         _LOGGER.error("configuration error: %s", exc)
         return 2

@@ -1,58 +1,125 @@
-"""`make demo`: run the whole mesh on this machine, then stop it cleanly.
+"""`make demo`: the whole mesh on this machine, one synthetic patient through it.
 
-Starts the four services over mutual TLS on their default ports, waits until
-each reports SERVING, prints the grpcurl commands an operator would use, and
-stops every process with SIGTERM, checking that none is left behind.
+1. trains the default models on the synthetic cohort if none exist;
+2. starts the four services over mutual TLS on their default ports;
+3. sends one synthetic patient through GenerateInsights twice, three simulated
+   weeks apart, prints a readable summary of each and the patient's progress;
+4. writes the HTML insights report to var/reports/<request-id>.html;
+5. stops every process with SIGTERM and checks that none is left behind.
 """
 
 from __future__ import annotations
 
-import logging
+import asyncio
+import importlib.util
+import subprocess
 import sys
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
+import pandas as pd
+
+from common.channels import mesh_channel
 from common.launcher import MESH_SERVICES, ServiceProcess, clean_env, start_service, wait_healthy
 from common.settings import DEFAULT_PORTS
-
-_LOGGER = logging.getLogger(__name__)
+from common.synthetic import Cohort, CohortConfig, generate_cohort
+from novamind.twin.v1 import twin_pb2, twin_pb2_grpc
+from twin_orchestrator.patient_bundle import patient_data
+from twin_orchestrator.summary import format_insights, format_progress
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LOG_DIR = REPO_ROOT / "var" / "logs"
+REPORT_DIR = REPO_ROOT / "var" / "reports"
+TLS_DIR = REPO_ROOT / "var" / "certs"
+TRAINED_SERVICES = ("forecasting_svc", "biometric_svc", "pharmacogenomics_svc")
+#: The demo patient's first visit is this many days into the cohort; the second, weeks later.
+FIRST_VISIT_DAY = 120
+WEEKS_BETWEEN_VISITS = 3
+DEMO_PATIENT_ID = "DEMO-0001"
 
 
-def _grpcurl_hint(port: int, service: str) -> str:
-    certs = "-cacert var/certs/ca.pem -cert var/certs/operator.pem -key var/certs/operator-key.pem"
-    return "\n".join(
-        [
-            f"  .venv/bin/grpcurl {certs} localhost:{port} list",
-            f"  .venv/bin/grpcurl {certs} localhost:{port} describe {service}",
-            f'  .venv/bin/grpcurl {certs} -d \'{{"service":"{service}"}}\' '
-            f"localhost:{port} grpc.health.v1.Health/Check",
-        ]
+def train_missing_models() -> None:
+    for module in TRAINED_SERVICES:
+        if importlib.util.find_spec(f"{module}.train") is None:
+            print(f"· {module}: no training module; its models stay untrained")
+            continue
+        print(f"· {module}: training default models if none exist")
+        subprocess.run(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", f"{module}.train", "--if-missing"], cwd=REPO_ROOT, check=True
+        )
+
+
+def choose_patient(cohort: Cohort) -> str:
+    """A patient whose wearables lead their symptoms and who relapses between the visits."""
+    start = pd.Timestamp(cohort.config.start_date)
+    first = start + pd.Timedelta(days=FIRST_VISIT_DAY)
+    second = first + pd.Timedelta(weeks=WEEKS_BETWEEN_VISITS)
+    onsets = cohort.truth.relapse_onsets
+    relapsing = set(onsets[(onsets.onset_date > first) & (onsets.onset_date <= second)].patient_id)
+    couplings = cohort.truth.couplings
+    coupled = set(couplings[couplings.coupled].patient_id)
+    with_meds = set(cohort.medications.patient_id)
+    for pool in (relapsing & coupled & with_meds, relapsing & coupled, relapsing, coupled):
+        if pool:
+            return sorted(pool)[0]
+    return str(cohort.patients.patient_id.iloc[0])
+
+
+async def run_patient(cohort: Cohort, cohort_patient: str) -> None:
+    start = datetime.combine(cohort.config.start_date, time(), tzinfo=UTC)
+    channel = mesh_channel(
+        f"localhost:{DEFAULT_PORTS['orchestrator']}", tls_dir=TLS_DIR, identity="operator"
     )
+    async with channel:
+        stub = twin_pb2_grpc.DigitalTwinServiceStub(channel)
+        last: tuple[twin_pb2.GenerateInsightsResponse, twin_pb2.PatientData] | None = None
+        for visit, day in enumerate(
+            (FIRST_VISIT_DAY, FIRST_VISIT_DAY + 7 * WEEKS_BETWEEN_VISITS), start=1
+        ):
+            data = patient_data(cohort, cohort_patient, start + timedelta(days=day))
+            request = twin_pb2.GenerateInsightsRequest(patient_id=DEMO_PATIENT_ID, data=data)
+            request.options.forecast_horizon_days = 30
+            response = await stub.GenerateInsights(request, timeout=60)
+            print(f"\n════════ visit {visit}: data up to day {day} ════════")
+            print(format_insights(response))
+            last = (response, data)
+        progress = await stub.GetPatientProgress(
+            twin_pb2.GetPatientProgressRequest(patient_id=DEMO_PATIENT_ID), timeout=30
+        )
+        print("\n════════ progress ════════")
+        print(format_progress(progress))
+    if last is not None:
+        try:
+            from twin_orchestrator.report import write_report
+        except ImportError:
+            return
+        path = write_report(REPORT_DIR, last[0], last[1], progress)
+        print(f"\nreport written: {path.relative_to(REPO_ROOT)}")
 
 
 def main() -> int:
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    train_missing_models()
     started: list[ServiceProcess] = []
     try:
         for module, name, proto_service in MESH_SERVICES:
             port = DEFAULT_PORTS[name]
             env = clean_env(
-                NOVAMIND_HOST="127.0.0.1",
-                NOVAMIND_PORT=str(port),
-                NOVAMIND_LOG_FORMAT="json",
-                PYTHONPATH=str(REPO_ROOT),
+                NOVAMIND_HOST="127.0.0.1", NOVAMIND_PORT=str(port), PYTHONPATH=str(REPO_ROOT)
             )
             proc = start_service(module, env, LOG_DIR / f"{name}.log", cwd=REPO_ROOT)
             started.append(proc)
-            wait_healthy(proc.health_port, proto_service, process=proc.process)
+            wait_healthy(proc.health_port, proto_service, process=proc.process, timeout=120)
             print(f"✔ {name:<17} SERVING  mTLS :{port}  health :{proc.health_port}")
-        print("\nTry the mesh with the operator certificate:")
-        for _module, name, proto_service in MESH_SERVICES:
-            print(f"\n{name}:\n{_grpcurl_hint(DEFAULT_PORTS[name], proto_service)}")
+        cohort = generate_cohort(CohortConfig(n_patients=200, n_days=180, seed=7))
+        asyncio.run(run_patient(cohort, choose_patient(cohort)))
+        print("\nTry it yourself (operator certificate):")
+        print(
+            "  .venv/bin/grpcurl -cacert var/certs/ca.pem -cert var/certs/operator.pem "
+            "-key var/certs/operator-key.pem localhost:50050 list"
+        )
+        print(f"  .venv/bin/novamind progress --patient-id {DEMO_PATIENT_ID}   (while running)")
     except (TimeoutError, RuntimeError) as exc:
-        print(f"demo failed: {exc}; see {LOG_DIR}", file=sys.stderr)
+        print(f"demo failed: {exc}; logs in {LOG_DIR}", file=sys.stderr)
         return 1
     finally:
         codes = [proc.stop() for proc in reversed(started)]

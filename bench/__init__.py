@@ -1,0 +1,1 @@
+"""Benchmarks: accuracy against baselines, latency and throughput against real servers."""

@@ -1,0 +1,123 @@
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from common.errors import InvalidArgumentError
+from common.proto_convert import to_timestamp
+from novamind.common.v1 import common_pb2
+from novamind.forecasting.v1 import forecasting_pb2
+from novamind.twin.v1 import twin_pb2
+from tests.unit.twin import builders as b
+from twin_orchestrator.progress import build_progress
+from twin_orchestrator.store import Snapshot
+from twin_orchestrator.validation import validate_generate_insights
+
+T0 = datetime(2026, 5, 1, tzinfo=UTC)
+
+
+def _obs(day: int, score: float) -> common_pb2.SymptomObservation:
+    obs = common_pb2.SymptomObservation(instrument=common_pb2.INSTRUMENT_PHQ9, score=score)
+    obs.observed_at.CopyFrom(to_timestamp(T0 + timedelta(days=day, hours=9)))
+    return obs
+
+
+def _snapshot(sid: str, day: int, scores: dict[int, float], meds: list[str], forecast=None):
+    data = twin_pb2.PatientData(symptoms=[_obs(d, s) for d, s in scores.items()])
+    for name in meds:
+        data.current_medications.add(name=name)
+    response = b.empty_response()
+    response.overall_risk = common_pb2.RISK_LEVEL_ELEVATED
+    if forecast is not None:
+        response.forecast.forecast.forecasts.append(forecast)
+    return Snapshot(sid, "psn_" + "a" * 32, T0 + timedelta(days=day), data, response)
+
+
+def test_progress_timeline_trend_accuracy_and_medication_changes():
+    forecast = forecasting_pb2.InstrumentForecast(instrument=common_pb2.INSTRUMENT_PHQ9)
+    for day, point in ((3, 14.0), (4, 13.0), (5, 12.0)):
+        p = forecast.points.add(point=point, lower=point - 2, upper=point + 2)
+        p.date.CopyFrom(to_timestamp(T0 + timedelta(days=day)))
+    first = _snapshot("s1", 2, {0: 18, 1: 17, 2: 16}, ["sertraline"], forecast)
+    # Later observations on forecast days 3, 4 and 5: errors 1, 3, 0; day 4 outside the interval.
+    second = _snapshot("s2", 6, {0: 18, 1: 17, 2: 16, 3: 15, 4: 10, 5: 12}, ["bupropion"])
+    progress = build_progress([first, second])
+
+    assert [p.snapshot_id for p in progress.timeline] == ["s1", "s2"]
+    assert [p.latest_scores[0].score for p in progress.timeline] == [16, 12]
+    (accuracy,) = progress.forecast_accuracy
+    assert accuracy.snapshot_id == "s1" and accuracy.days_compared == 3
+    assert accuracy.mae == pytest.approx((1 + 3 + 0) / 3)
+    assert accuracy.interval_coverage == pytest.approx(2 / 3)
+    (trend,) = progress.symptom_trends
+    assert trend.direction == forecasting_pb2.TREND_DIRECTION_IMPROVING
+    assert trend.slope_per_week < 0 and trend.change == pytest.approx(12 - 18)
+    changes = {(c.medication, c.change) for c in progress.medication_changes}
+    assert changes == {
+        ("bupropion", common_pb2.MEDICATION_EVENT_TYPE_START),
+        ("sertraline", common_pb2.MEDICATION_EVENT_TYPE_STOP),
+    }
+
+
+def test_empty_history_gives_empty_progress():
+    assert build_progress([]) == twin_pb2.GetPatientProgressResponse()
+
+
+def _request(**kwargs) -> twin_pb2.GenerateInsightsRequest:
+    request = twin_pb2.GenerateInsightsRequest(patient_id="MRN-123456")
+    request.data.symptoms.append(_obs(0, 10))
+    for key, value in kwargs.items():
+        setattr(request, key, value)
+    return request
+
+
+def _violations(request, max_points=100) -> list[str]:
+    with pytest.raises(InvalidArgumentError) as err:
+        validate_generate_insights(request, now=T0 + timedelta(days=30), max_points=max_points)
+    assert "MRN-123456" not in str(err.value)
+    return [v.field for v in err.value.violations]
+
+
+def test_valid_request_passes():
+    validate_generate_insights(_request(), now=T0 + timedelta(days=30), max_points=100)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field"),
+    [
+        (lambda r: setattr(r, "patient_id", " "), "patient_id"),
+        (
+            lambda r: setattr(r.options, "forecast_horizon_days", 91),
+            "options.forecast_horizon_days",
+        ),
+        (lambda r: r.options.sections.append(7), "options.sections[0]"),
+        (lambda r: setattr(r.data.symptoms[0], "score", 28), "data.symptoms[0].score"),
+        (lambda r: setattr(r.data.symptoms[0], "score", math.nan), "data.symptoms[0].score"),
+        (lambda r: setattr(r.data.symptoms[0], "instrument", 0), "data.symptoms[0].instrument"),
+        (
+            lambda r: r.data.symptoms[0].observed_at.CopyFrom(
+                to_timestamp(T0 + timedelta(days=99))
+            ),
+            "data.symptoms[0].observed_at",
+        ),
+        (
+            lambda r: r.data.candidate_medications.append("<script>"),
+            "data.candidate_medications[0]",
+        ),
+        (lambda r: r.data.biometrics.add(metric=1, value=math.inf), "data.biometrics[0].value"),
+    ],
+)
+def test_each_rule_names_its_field(mutate, field):
+    request = _request()
+    mutate(request)
+    assert field in _violations(request)
+
+
+def test_size_limit_is_named():
+    request = _request()
+    for day in range(1, 200):
+        request.data.symptoms.append(_obs(day % 20, 5))
+    with pytest.raises(InvalidArgumentError, match="at most 100 observations"):
+        validate_generate_insights(request, now=T0 + timedelta(days=30), max_points=100)

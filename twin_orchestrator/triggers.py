@@ -1,0 +1,378 @@
+"""Predicates over merged section results, named by the rules in rules.yaml.
+
+Each trigger returns one Match per thing it found, with the fields the rule's
+text and rationale may use, a confidence in [0, 1], the section it comes from
+and its evidence. Triggers only read; they never call services.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from common.proto_convert import from_timestamp
+from novamind.biometric.v1 import biometric_pb2
+from novamind.common.v1 import common_pb2
+from novamind.forecasting.v1 import forecasting_pb2
+from novamind.pharmacogenomics.v1 import pharmacogenomics_pb2 as pgx_pb2
+from novamind.twin.v1 import twin_pb2
+
+INSTRUMENT_NAMES = {
+    common_pb2.INSTRUMENT_PHQ9: "PHQ-9",
+    common_pb2.INSTRUMENT_GAD7: "GAD-7",
+    common_pb2.INSTRUMENT_MOOD: "Mood",
+    common_pb2.INSTRUMENT_ANXIETY: "Anxiety",
+}
+METRIC_NAMES = {
+    common_pb2.BIOMETRIC_METRIC_RESTING_HEART_RATE: "resting heart rate",
+    common_pb2.BIOMETRIC_METRIC_HRV_RMSSD: "heart-rate variability",
+    common_pb2.BIOMETRIC_METRIC_SLEEP_DURATION: "sleep duration",
+    common_pb2.BIOMETRIC_METRIC_SLEEP_EFFICIENCY: "sleep efficiency",
+    common_pb2.BIOMETRIC_METRIC_STEPS: "steps",
+    common_pb2.BIOMETRIC_METRIC_ACTIVE_MINUTES: "active minutes",
+}
+SECTION_NAMES = {
+    twin_pb2.SECTION_FORECAST: "forecast",
+    twin_pb2.SECTION_BIOMETRIC: "biometric",
+    twin_pb2.SECTION_PHARMACOGENOMICS: "pharmacogenomics",
+}
+
+
+def risk_level_name(level: int) -> str:
+    return common_pb2.RiskLevel.Name(level).removeprefix("RISK_LEVEL_")
+
+
+def risk_level_value(name: str) -> int:
+    return int(common_pb2.RiskLevel.Value(f"RISK_LEVEL_{name}"))
+
+
+def phenotype_name(value: int) -> str:
+    return pgx_pb2.Phenotype.Name(value).removeprefix("PHENOTYPE_").replace("_", " ").title()
+
+
+@dataclass(frozen=True)
+class Match:
+    fields: dict[str, Any]
+    confidence: float
+    source_section: str
+    evidence: tuple[common_pb2.Evidence, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class Context:
+    response: twin_pb2.GenerateInsightsResponse
+    data: twin_pb2.PatientData
+    now: datetime
+
+    def ok(self, section: twin_pb2.SectionResult) -> bool:
+        return section.status in (common_pb2.SECTION_STATUS_OK, common_pb2.SECTION_STATUS_DEGRADED)
+
+
+Trigger = Callable[[Context, Mapping[str, Any]], list[Match]]
+
+
+def _risk_periods(
+    ctx: Context, within_days: int, min_probability: float
+) -> list[tuple[forecasting_pb2.InstrumentForecast, forecasting_pb2.RiskPeriod]]:
+    section = ctx.response.forecast
+    if not ctx.ok(section.result):
+        return []
+    horizon_end = ctx.now + timedelta(days=within_days)
+    found = []
+    for forecast in section.forecast.forecasts:
+        for period in forecast.risk_periods:
+            if period.peak_probability < min_probability:
+                continue
+            if from_timestamp(period.start_date) > horizon_end:
+                continue
+            found.append((forecast, period))
+    return found
+
+
+def _severe(
+    forecast: forecasting_pb2.InstrumentForecast,
+    period: forecasting_pb2.RiskPeriod,
+    params: Mapping[str, Any],
+) -> bool:
+    if forecast.instrument == common_pb2.INSTRUMENT_PHQ9:
+        return period.threshold >= float(params["phq9_threshold"])
+    if forecast.instrument == common_pb2.INSTRUMENT_GAD7:
+        return period.threshold >= float(params["gad7_threshold"])
+    return False
+
+
+def _period_fields(
+    forecast: forecasting_pb2.InstrumentForecast, period: forecasting_pb2.RiskPeriod
+) -> dict[str, Any]:
+    start = from_timestamp(period.start_date).date()
+    end = from_timestamp(period.end_date).date()
+    return {
+        "instrument": INSTRUMENT_NAMES.get(forecast.instrument, "score"),
+        "threshold_label": period.threshold_label,
+        "threshold": period.threshold,
+        "start": start.isoformat(),
+        "peak_date": from_timestamp(period.peak_date).date().isoformat(),
+        "peak": period.peak_probability,
+        "days": (end - start).days + 1,
+    }
+
+
+def _forecast_evidence(ctx: Context) -> tuple[common_pb2.Evidence, ...]:
+    models = ", ".join(f"{m.name} {m.version}" for m in ctx.response.forecast.forecast.models)
+    return (common_pb2.Evidence(source="Novamind symptom forecast", detail=models),)
+
+
+def severe_forecast_with_warning(ctx: Context, params: Mapping[str, Any]) -> list[Match]:
+    warning = ctx.response.biometric.correlations.early_warning
+    if not ctx.ok(ctx.response.biometric.result) or warning.insufficient_data:
+        return []
+    if warning.level < risk_level_value(str(params["min_warning_level"])):
+        return []
+    matches = []
+    periods = _risk_periods(ctx, int(params["within_days"]), float(params["min_probability"]))
+    for forecast, period in periods:
+        if not _severe(forecast, period, params):
+            continue
+        fields = _period_fields(forecast, period)
+        fields.update(
+            warning_level=risk_level_name(warning.level).lower(),
+            warning_probability=warning.probability,
+        )
+        matches.append(
+            Match(
+                fields,
+                confidence=min(period.peak_probability, max(warning.probability, 0.5)),
+                source_section="forecast+biometric",
+                evidence=(
+                    *_forecast_evidence(ctx),
+                    common_pb2.Evidence(source="Novamind biometric early warning"),
+                ),
+            )
+        )
+    return matches[:1]
+
+
+def forecast_risk_period(ctx: Context, params: Mapping[str, Any]) -> list[Match]:
+    periods = _risk_periods(ctx, int(params["within_days"]), float(params["min_probability"]))
+    best: dict[int, tuple[forecasting_pb2.InstrumentForecast, forecasting_pb2.RiskPeriod]] = {}
+    for forecast, period in periods:
+        current = best.get(forecast.instrument)
+        if current is None or period.threshold > current[1].threshold:
+            best[forecast.instrument] = (forecast, period)
+    return [
+        Match(
+            _period_fields(f, p),
+            p.peak_probability,
+            "forecast",
+            _forecast_evidence(ctx),
+        )
+        for f, p in best.values()
+    ]
+
+
+def early_warning(ctx: Context, params: Mapping[str, Any]) -> list[Match]:
+    warning = ctx.response.biometric.correlations.early_warning
+    if not ctx.ok(ctx.response.biometric.result) or warning.insufficient_data:
+        return []
+    if warning.level < risk_level_value(str(params["min_level"])):
+        return []
+    drivers = ", ".join(
+        dict.fromkeys(METRIC_NAMES.get(d.metric, "other") for d in warning.drivers[:3])
+    )
+    return [
+        Match(
+            {
+                "level": risk_level_name(warning.level).lower(),
+                "probability": warning.probability,
+                "lead_days": warning.expected_lead_days or 7,
+                "drivers": drivers or "not reported",
+            },
+            warning.probability,
+            "biometric",
+            (common_pb2.Evidence(source="Novamind biometric early warning"),),
+        )
+    ]
+
+
+def worsening_trend(ctx: Context, params: Mapping[str, Any]) -> list[Match]:
+    if not ctx.ok(ctx.response.forecast.result):
+        return []
+    return [
+        Match(
+            {
+                "instrument": INSTRUMENT_NAMES.get(f.instrument, "score"),
+                "slope": f.trend.slope_per_week,
+                "p_value": f.trend.p_value,
+            },
+            max(0.0, min(1.0, 1.0 - f.trend.p_value)),
+            "forecast",
+            _forecast_evidence(ctx),
+        )
+        for f in ctx.response.forecast.forecast.forecasts
+        if f.trend.direction == forecasting_pb2.TREND_DIRECTION_WORSENING and f.trend.significant
+    ]
+
+
+_STRENGTH_CONFIDENCE = {
+    pgx_pb2.CLASSIFICATION_STRENGTH_STRONG: 0.95,
+    pgx_pb2.CLASSIFICATION_STRENGTH_MODERATE: 0.8,
+    pgx_pb2.CLASSIFICATION_STRENGTH_FDA_LABEL: 0.8,
+    pgx_pb2.CLASSIFICATION_STRENGTH_OPTIONAL: 0.6,
+}
+
+
+def medication_guidance(ctx: Context, params: Mapping[str, Any]) -> list[Match]:
+    if not ctx.ok(ctx.response.pharmacogenomics.result):
+        return []
+    actions = {pgx_pb2.GuidanceAction.Value(f"GUIDANCE_ACTION_{a}") for a in params["actions"]}
+    strengths = {
+        pgx_pb2.ClassificationStrength.Value(f"CLASSIFICATION_STRENGTH_{s}")
+        for s in params["strengths"]
+    }
+    matches = []
+    for item in ctx.response.pharmacogenomics.interactions.interactions:
+        if item.is_current != bool(params["current"]):
+            continue
+        if item.action not in actions or item.strength not in strengths:
+            continue
+        matches.append(
+            Match(
+                {
+                    "medication": item.medication,
+                    "gene": item.gene,
+                    "recommendation": item.recommendation,
+                    "rationale": " ".join(
+                        part for part in (item.rationale, item.what_would_change) if part
+                    ),
+                },
+                _STRENGTH_CONFIDENCE.get(item.strength, 0.5),
+                "pharmacogenomics",
+                (item.evidence,),
+            )
+        )
+    return matches
+
+
+def phenoconversion(ctx: Context, params: Mapping[str, Any]) -> list[Match]:
+    if not ctx.ok(ctx.response.pharmacogenomics.result):
+        return []
+    return [
+        Match(
+            {
+                "inhibitor": p.inhibitor,
+                "gene": p.gene,
+                "to_phenotype": phenotype_name(p.to_phenotype).lower(),
+                "what_would_change": p.what_would_change,
+            },
+            0.8,
+            "pharmacogenomics",
+            (p.evidence,),
+        )
+        for p in ctx.response.pharmacogenomics.interactions.phenoconversions
+    ]
+
+
+def key_biometric_indicator(ctx: Context, params: Mapping[str, Any]) -> list[Match]:
+    if not ctx.ok(ctx.response.biometric.result):
+        return []
+    indicators = [
+        k
+        for k in ctx.response.biometric.correlations.key_indicators
+        if k.strength >= float(params["min_strength"])
+    ]
+    return [
+        Match(
+            {
+                "metric": METRIC_NAMES.get(k.metric, "a biometric"),
+                "indicator": INSTRUMENT_NAMES.get(k.indicator, "symptoms").lower(),
+                "lead_days": k.lead_days,
+                "strength": k.strength,
+                "reading": k.reading,
+            },
+            min(1.0, k.strength),
+            "biometric",
+            (common_pb2.Evidence(source="Novamind lagged correlation", detail=k.reading),),
+        )
+        for k in indicators[:1]
+    ]
+
+
+def recent_anomalies(ctx: Context, params: Mapping[str, Any]) -> list[Match]:
+    if not ctx.ok(ctx.response.biometric.result):
+        return []
+    since = ctx.now - timedelta(days=int(params["days"]))
+    floor = biometric_pb2.AnomalySeverity.Value(f"ANOMALY_SEVERITY_{params['min_severity']}")
+    recent = [
+        a
+        for a in ctx.response.biometric.anomalies.anomalies
+        if a.severity >= floor and from_timestamp(a.date) >= since
+    ]
+    if len(recent) < int(params["min_count"]):
+        return []
+    metrics = sorted({METRIC_NAMES.get(d.metric, "other") for a in recent for d in a.deviations})
+    return [
+        Match(
+            {"count": len(recent), "metrics": ", ".join(metrics) or "several metrics"},
+            min(1.0, 0.5 + 0.1 * len(recent)),
+            "biometric",
+            (common_pb2.Evidence(source="Novamind anomaly detection"),),
+        )
+    ]
+
+
+def section_not_ok(ctx: Context, params: Mapping[str, Any]) -> list[Match]:
+    sections = (
+        ctx.response.forecast.result,
+        ctx.response.biometric.result,
+        ctx.response.pharmacogenomics.result,
+    )
+    bad = (
+        common_pb2.SECTION_STATUS_DEGRADED,
+        common_pb2.SECTION_STATUS_UNAVAILABLE,
+        common_pb2.SECTION_STATUS_DEADLINE_EXCEEDED,
+    )
+    return [
+        Match(
+            {
+                "section": SECTION_NAMES.get(s.section, "a"),
+                "status": common_pb2.SectionStatus.Name(s.status)
+                .removeprefix("SECTION_STATUS_")
+                .replace("_", " ")
+                .lower(),
+                "detail": s.detail or "No detail.",
+            },
+            1.0,
+            SECTION_NAMES.get(s.section, ""),
+        )
+        for s in sections
+        if s.status in bad
+    ]
+
+
+def low_reliability(ctx: Context, params: Mapping[str, Any]) -> list[Match]:
+    if not ctx.ok(ctx.response.biometric.result):
+        return []
+    grade = ctx.response.biometric.correlations.reliability
+    if grade not in (
+        biometric_pb2.RELIABILITY_GRADE_LOW,
+        biometric_pb2.RELIABILITY_GRADE_INSUFFICIENT,
+    ):
+        return []
+    name = biometric_pb2.ReliabilityGrade.Name(grade).removeprefix("RELIABILITY_GRADE_").lower()
+    return [Match({"grade": f"{name} reliability"}, 1.0, "biometric")]
+
+
+TRIGGERS: dict[str, Trigger] = {
+    "severe_forecast_with_warning": severe_forecast_with_warning,
+    "forecast_risk_period": forecast_risk_period,
+    "early_warning": early_warning,
+    "worsening_trend": worsening_trend,
+    "medication_guidance": medication_guidance,
+    "phenoconversion": phenoconversion,
+    "key_biometric_indicator": key_biometric_indicator,
+    "recent_anomalies": recent_anomalies,
+    "section_not_ok": section_not_ok,
+    "low_reliability": low_reliability,
+}

@@ -11,7 +11,7 @@ CERT_STAMP := var/certs/ca.pem
 # checkov pins versions that clash with the runtime's, so it lives in its own venv.
 CHECKOV := .venv-checkov/bin/checkov
 
-.PHONY: all venv protos certs checkov lint test test-unit test-integration demo train bench clean
+.PHONY: all venv protos certs checkov report-deps report-check lint test test-unit test-integration demo train bench clean
 
 all: venv protos certs
 
@@ -44,14 +44,32 @@ $(CHECKOV):
 
 checkov: $(CHECKOV)
 
+# Debian's Chromium renders the HTML insights report in the report check.
+report-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium (headless report check)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+
+# Renders the newest report written by `make demo` in headless Chromium and checks it is not blank.
+report-check: venv protos report-deps
+	@latest=$$(ls -t var/reports/*.html 2>/dev/null | head -1); \
+	if [ -z "$$latest" ]; then echo "no report yet: run make demo"; exit 1; fi; \
+	$(PY) -m twin_orchestrator.report_check "$$latest" --screenshot var/reports/latest.png
+
 lint: venv protos
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy common forecasting_svc biometric_svc pharmacogenomics_svc twin_orchestrator
 	cd protos && ../$(VENV)/bin/buf lint
 
-test: venv protos certs $(CHECKOV)
+test: venv protos certs $(CHECKOV) report-deps
 	$(PY) -m pytest -q -p no:cacheprovider tests
+
+test-unit: venv protos
+	$(PY) -m pytest -q -p no:cacheprovider tests/unit
+
+test-integration: venv protos certs report-deps
+	$(PY) -m pytest -q -p no:cacheprovider tests/integration tests/e2e
 
 train: venv protos
 	$(PY) -m forecasting_svc.train

@@ -34,9 +34,10 @@ def _forecasting(tmp_path: Path) -> ForecastingService:
 async def test_operator_cert_gets_serving_health_for_service_and_overall(
     make_settings, pki_dir, tmp_path
 ):
-    async with running(
-        make_settings("forecasting"), service_definition(_forecasting(tmp_path))
-    ) as mesh, channel_to(mesh, pki_dir) as channel:
+    async with (
+        running(make_settings("forecasting"), service_definition(_forecasting(tmp_path))) as mesh,
+        channel_to(mesh, pki_dir) as channel,
+    ):
         stub = health_pb2_grpc.HealthStub(channel)
         for name in ("", SERVICE_NAME):
             reply = await stub.Check(health_pb2.HealthCheckRequest(service=name), timeout=5)
@@ -111,9 +112,10 @@ async def test_plaintext_refused_on_main_port_health_port_serves_only_health(
 
 
 async def test_reflection_lists_service_over_mtls(make_settings, pki_dir, tmp_path):
-    async with running(
-        make_settings("forecasting"), service_definition(_forecasting(tmp_path))
-    ) as mesh, channel_to(mesh, pki_dir) as channel:
+    async with (
+        running(make_settings("forecasting"), service_definition(_forecasting(tmp_path))) as mesh,
+        channel_to(mesh, pki_dir) as channel,
+    ):
         reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
         names: list[str] = []
         async for reply in reflection.ServerReflectionInfo(
@@ -127,9 +129,10 @@ async def test_reflection_lists_service_over_mtls(make_settings, pki_dir, tmp_pa
 async def test_missing_model_is_failed_precondition_naming_model_and_command(
     make_settings, pki_dir, tmp_path
 ):
-    async with running(
-        make_settings("forecasting"), service_definition(_forecasting(tmp_path))
-    ) as mesh, channel_to(mesh, pki_dir) as channel:
+    async with (
+        running(make_settings("forecasting"), service_definition(_forecasting(tmp_path))) as mesh,
+        channel_to(mesh, pki_dir) as channel,
+    ):
         stub = forecasting_pb2_grpc.SymptomForecastingServiceStub(channel)
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await stub.ForecastSymptoms(_valid_forecast_request(), timeout=5)

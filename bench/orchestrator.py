@@ -27,9 +27,8 @@ from common.launcher import MESH_SERVICES, ServiceProcess, clean_env, start_serv
 from common.server import ServiceDefinition, create_server
 from common.settings import DEFAULT_PORTS, Settings
 from common.synthetic import CohortConfig, generate_cohort
-from novamind.biometric.v1 import biometric_pb2, biometric_pb2_grpc
+from novamind.biometric.v1 import biometric_pb2_grpc
 from novamind.forecasting.v1 import forecasting_pb2_grpc
-from novamind.pharmacogenomics.v1 import pharmacogenomics_pb2 as pgx_pb2
 from novamind.pharmacogenomics.v1 import pharmacogenomics_pb2_grpc
 from novamind.twin.v1 import twin_pb2, twin_pb2_grpc
 from twin_orchestrator import sections
@@ -105,56 +104,17 @@ async def _run(data: twin_pb2.PatientData) -> dict[str, dict[int, LoadResult]]:
     b_stub = biometric_pb2_grpc.BiometricCorrelationServiceStub(biometric)
     p_stub = pharmacogenomics_pb2_grpc.PharmacogenomicsServiceStub(pgx)
     forecast_request = sections.forecast_request(pseudonym, data, 30)
-    b_req = twin_pb2.PatientData(biometrics=data.biometrics, symptoms=data.symptoms)
+    biometric_calls = sections.biometric_calls(b_stub, pseudonym, data).values()
+    pgx_calls = sections.pharmacogenomics_calls(p_stub, pseudonym, data).values()
 
     async def forecast() -> None:
         await f_stub.ForecastSymptoms(forecast_request, timeout=60)
 
     async def biometric_section() -> None:
-        await asyncio.gather(
-            b_stub.AnalyzeCorrelations(
-                biometric_pb2.AnalyzeCorrelationsRequest(
-                    patient_pseudonym=pseudonym,
-                    biometrics=b_req.biometrics,
-                    indicators=b_req.symptoms,
-                ),
-                timeout=60,
-            ),
-            b_stub.DetectAnomalies(
-                biometric_pb2.DetectAnomaliesRequest(
-                    patient_pseudonym=pseudonym, biometrics=b_req.biometrics
-                ),
-                timeout=60,
-            ),
-            b_stub.RecommendMonitoringPlan(
-                biometric_pb2.RecommendMonitoringPlanRequest(
-                    patient_pseudonym=pseudonym,
-                    biometrics=b_req.biometrics,
-                    indicators=b_req.symptoms,
-                ),
-                timeout=60,
-            ),
-        )
+        await asyncio.gather(*(method(req, timeout=60) for method, req in biometric_calls))
 
     async def pgx_section() -> None:
-        kwargs = {
-            "patient_pseudonym": pseudonym,
-            "genotype": data.genotype,
-            "current_medications": data.current_medications,
-            "candidate_medications": data.candidate_medications,
-        }
-        await asyncio.gather(
-            p_stub.AnalyzeGeneMedicationInteractions(
-                pgx_pb2.AnalyzeGeneMedicationInteractionsRequest(**kwargs), timeout=60
-            ),
-            p_stub.PredictMedicationResponse(
-                pgx_pb2.PredictMedicationResponseRequest(**kwargs, clinical=data.clinical),
-                timeout=60,
-            ),
-            p_stub.PredictSideEffects(
-                pgx_pb2.PredictSideEffectsRequest(**kwargs, clinical=data.clinical), timeout=60
-            ),
-        )
+        await asyncio.gather(*(method(req, timeout=60) for method, req in pgx_calls))
 
     async def insights() -> None:
         await twin_stub.GenerateInsights(request, timeout=60)

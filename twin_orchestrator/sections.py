@@ -159,43 +159,74 @@ async def run_forecast(
     return section
 
 
+Calls = dict[str, tuple[Callable[..., Any], Any]]
+
+
+def biometric_calls(stub: Any, pseudonym: str, data: twin_pb2.PatientData) -> Calls:
+    """The biometric section's RPCs and their requests, by response field name."""
+    return {
+        "correlations": (
+            stub.AnalyzeCorrelations,
+            biometric_pb2.AnalyzeCorrelationsRequest(
+                patient_pseudonym=pseudonym, biometrics=data.biometrics, indicators=data.symptoms
+            ),
+        ),
+        "anomalies": (
+            stub.DetectAnomalies,
+            biometric_pb2.DetectAnomaliesRequest(
+                patient_pseudonym=pseudonym, biometrics=data.biometrics
+            ),
+        ),
+        "monitoring_plan": (
+            stub.RecommendMonitoringPlan,
+            biometric_pb2.RecommendMonitoringPlanRequest(
+                patient_pseudonym=pseudonym, biometrics=data.biometrics, indicators=data.symptoms
+            ),
+        ),
+    }
+
+
+def pharmacogenomics_calls(stub: Any, pseudonym: str, data: twin_pb2.PatientData) -> Calls:
+    """The pharmacogenomics section's RPCs and their requests, by response field name."""
+    medications = {
+        "patient_pseudonym": pseudonym,
+        "genotype": data.genotype,
+        "current_medications": data.current_medications,
+        "candidate_medications": data.candidate_medications,
+    }
+    return {
+        "interactions": (
+            stub.AnalyzeGeneMedicationInteractions,
+            pgx_pb2.AnalyzeGeneMedicationInteractionsRequest(**medications),  # type: ignore[arg-type]
+        ),
+        "responses": (
+            stub.PredictMedicationResponse,
+            pgx_pb2.PredictMedicationResponseRequest(**medications, clinical=data.clinical),  # type: ignore[arg-type]
+        ),
+        "side_effects": (
+            stub.PredictSideEffects,
+            pgx_pb2.PredictSideEffectsRequest(**medications, clinical=data.clinical),  # type: ignore[arg-type]
+        ),
+    }
+
+
+async def _run_calls(
+    downstream: Downstream, calls: Calls, deadline_seconds: float
+) -> tuple[dict[str, Any], list[SectionCallError]]:
+    return await _gather(
+        {
+            name: _call(downstream, method, request, deadline_seconds)
+            for name, (method, request) in calls.items()
+        }
+    )
+
+
 async def run_biometric(
     clients: MeshClients, pseudonym: str, data: twin_pb2.PatientData, deadline_seconds: float
 ) -> twin_pb2.BiometricSection:
     started = time.perf_counter()
-    stub, downstream = clients.biometric_stub, clients.biometric
-    results, errors = await _gather(
-        {
-            "correlations": _call(
-                downstream,
-                stub.AnalyzeCorrelations,
-                biometric_pb2.AnalyzeCorrelationsRequest(
-                    patient_pseudonym=pseudonym,
-                    biometrics=data.biometrics,
-                    indicators=data.symptoms,
-                ),
-                deadline_seconds,
-            ),
-            "anomalies": _call(
-                downstream,
-                stub.DetectAnomalies,
-                biometric_pb2.DetectAnomaliesRequest(
-                    patient_pseudonym=pseudonym, biometrics=data.biometrics
-                ),
-                deadline_seconds,
-            ),
-            "monitoring_plan": _call(
-                downstream,
-                stub.RecommendMonitoringPlan,
-                biometric_pb2.RecommendMonitoringPlanRequest(
-                    patient_pseudonym=pseudonym,
-                    biometrics=data.biometrics,
-                    indicators=data.symptoms,
-                ),
-                deadline_seconds,
-            ),
-        }
-    )
+    calls = biometric_calls(clients.biometric_stub, pseudonym, data)
+    results, errors = await _run_calls(clients.biometric, calls, deadline_seconds)
     section = twin_pb2.BiometricSection(
         result=_combined_status(twin_pb2.SECTION_BIOMETRIC, results, errors, started)
     )
@@ -208,49 +239,8 @@ async def run_pharmacogenomics(
     clients: MeshClients, pseudonym: str, data: twin_pb2.PatientData, deadline_seconds: float
 ) -> twin_pb2.PharmacogenomicsSection:
     started = time.perf_counter()
-    stub, downstream = clients.pharmacogenomics_stub, clients.pharmacogenomics
-    interactions_request = pgx_pb2.AnalyzeGeneMedicationInteractionsRequest(
-        patient_pseudonym=pseudonym,
-        genotype=data.genotype,
-        current_medications=data.current_medications,
-        candidate_medications=data.candidate_medications,
-    )
-    responses_request = pgx_pb2.PredictMedicationResponseRequest(
-        patient_pseudonym=pseudonym,
-        genotype=data.genotype,
-        current_medications=data.current_medications,
-        candidate_medications=data.candidate_medications,
-        clinical=data.clinical,
-    )
-    side_effects_request = pgx_pb2.PredictSideEffectsRequest(
-        patient_pseudonym=pseudonym,
-        genotype=data.genotype,
-        current_medications=data.current_medications,
-        candidate_medications=data.candidate_medications,
-        clinical=data.clinical,
-    )
-    results, errors = await _gather(
-        {
-            "interactions": _call(
-                downstream,
-                stub.AnalyzeGeneMedicationInteractions,
-                interactions_request,
-                deadline_seconds,
-            ),
-            "responses": _call(
-                downstream,
-                stub.PredictMedicationResponse,
-                responses_request,
-                deadline_seconds,
-            ),
-            "side_effects": _call(
-                downstream,
-                stub.PredictSideEffects,
-                side_effects_request,
-                deadline_seconds,
-            ),
-        }
-    )
+    calls = pharmacogenomics_calls(clients.pharmacogenomics_stub, pseudonym, data)
+    results, errors = await _run_calls(clients.pharmacogenomics, calls, deadline_seconds)
     section = twin_pb2.PharmacogenomicsSection(
         result=_combined_status(twin_pb2.SECTION_PHARMACOGENOMICS, results, errors, started)
     )

@@ -28,7 +28,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from common.audit import AuditLog
 from common.errors import CallerNotAllowedError, InvalidArgumentError, ServiceError
-from common.pseudonym import Pseudonymizer
+from common.pseudonym import Pseudonymizer, is_pseudonym
 from common.request_context import (
     REQUEST_ID_METADATA_KEY,
     accept_request_id,
@@ -65,11 +65,22 @@ def _status_for(error: ServiceError) -> status_pb2.Status:
     return status
 
 
+def _require_pseudonym(request: object) -> None:
+    """Services behind the orchestrator accept pseudonyms only, never a patient id."""
+    pseudonym = getattr(request, "patient_pseudonym", None)
+    if pseudonym and not is_pseudonym(str(pseudonym)):
+        raise InvalidArgumentError.single(
+            "patient_pseudonym",
+            "must be a keyed pseudonym ('psn_' and 32 hex digits), never a patient identifier",
+        )
+
+
 def _audit_subject(request: object, pseudonymizer: Pseudonymizer | None) -> str | None:
     """The pseudonym an RPC concerns, if it carries patient data at all."""
     pseudonym = getattr(request, "patient_pseudonym", None)
     if pseudonym:
-        return str(pseudonym)
+        # A malformed "pseudonym" may be a raw id sent by mistake: audit the access, not it.
+        return str(pseudonym) if is_pseudonym(str(pseudonym)) else ""
     patient_id = getattr(request, "patient_id", None)
     if patient_id and pseudonymizer is not None:
         try:
@@ -157,6 +168,7 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-ar
                             raise CallerNotAllowedError(
                                 f"caller identity is not allowed to call {service}"
                             )
+                        _require_pseudonym(request)
                         response = await inner(request, context)
                         if isinstance(response, Message):
                             response_bytes = response.ByteSize()
@@ -187,7 +199,16 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-ar
                         span.set_attribute("novamind.response_bytes", response_bytes)
                         if code is not grpc.StatusCode.OK:
                             span.set_status(StatusCode.ERROR)
-                await self._audit_access(request, caller, rpc, code, request_id)
+                try:
+                    await self._audit_access(request, caller, rpc, code, request_id)
+                except Exception as exc:
+                    # Fail closed: an access that cannot be audited is not answered.
+                    _LOGGER.error("audit write failed: %s", type(exc).__name__)
+                    code = grpc.StatusCode.UNAVAILABLE
+                    failure = status_pb2.Status(
+                        code=code_pb2.UNAVAILABLE,
+                        message=f"audit log unavailable; quote request id {request_id}",
+                    )
                 if failure is not None:
                     await context.abort_with_status(  # type: ignore[attr-defined]
                         rpc_status.to_status(failure)

@@ -144,3 +144,39 @@ async def test_audit_chain_records_each_access(make_settings, pki_dir):
                 await probe_stub(channel, "Echo")(_phi_request(), timeout=5)
     log = AuditLog(settings.audit_log, settings.secret("audit"))
     assert log.verify() == 3
+
+
+async def test_ml_service_refuses_a_raw_patient_id_as_pseudonym(make_settings, pki_dir, tmp_path):
+    from common.artifacts import ArtifactStore
+    from forecasting_svc.server import service_definition
+    from forecasting_svc.service import ForecastingService
+    from novamind.forecasting.v1 import forecasting_pb2, forecasting_pb2_grpc
+
+    service = ForecastingService.from_store(ArtifactStore(tmp_path / "models", b"k" * 32))
+    settings = make_settings("forecasting")
+    request = forecasting_pb2.ForecastSymptomsRequest(patient_pseudonym=PATIENT_ID, horizon_days=7)
+    async with running(settings, service_definition(service)) as mesh:
+        async with channel_to(mesh, pki_dir) as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await forecasting_pb2_grpc.SymptomForecastingServiceStub(channel).ForecastSymptoms(
+                    request, timeout=5
+                )
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.value.details().startswith("patient_pseudonym:")
+    assert PATIENT_ID not in err.value.details()
+    # The raw id reached neither the audit log nor anything else on disk.
+    assert PATIENT_ID not in settings.audit_log.read_text()
+
+
+async def test_unwritable_audit_log_fails_closed(make_settings, pki_dir, monkeypatch):
+    # A full or failing disk cannot be produced safely here, so the append raises as it would.
+    async def broken_append(self, **kwargs):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(AuditLog, "append_async", broken_append)
+    async with running(make_settings("orchestrator"), probe_definition()) as mesh:
+        async with channel_to(mesh, pki_dir) as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await probe_stub(channel, "Echo")(_phi_request(), timeout=5)
+    assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "audit log unavailable" in err.value.details()

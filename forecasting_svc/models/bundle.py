@@ -1,0 +1,244 @@
+"""The trained model set as the service uses it: load from the signed store, predict.
+
+Three artifacts make one model set. ``forecasting.ensemble`` (weights,
+conformal tables, report) names the exact versions of
+``forecasting.transformer`` and ``forecasting.xgboost`` it was fitted
+against, and those versions are what is loaded, so a newer transformer
+trained later can never be paired with an ensemble calibrated on another.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+import xgboost as xgb
+
+from common.artifacts import ArtifactError, ArtifactManifest, ArtifactStore
+from common.tracing import model_span
+from forecasting_svc.models.conformal import ConformalCalibrator
+from forecasting_svc.models.ensemble import EnsembleWeights
+from forecasting_svc.models.features import FEATURE_NAMES, TabularFeatures
+from forecasting_svc.models.panel import Panel
+from forecasting_svc.models.transformer import (
+    INPUT_FEATURES,
+    PATCH_DAYS,
+    ForecastTransformer,
+    TransformerConfig,
+    load_transformer,
+    predict_transformer,
+)
+from forecasting_svc.models.xgboost_model import XGBoostForecaster
+
+_LOGGER = logging.getLogger(__name__)
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+TRAIN_COMMAND: Final = "python -m forecasting_svc.train"
+TRANSFORMER_ARTIFACT: Final = "forecasting.transformer"
+XGBOOST_ARTIFACT: Final = "forecasting.xgboost"
+ENSEMBLE_ARTIFACT: Final = "forecasting.ensemble"
+#: Model kinds, as used in artifact files and metrics.
+TRANSFORMER: Final = "transformer"
+XGBOOST: Final = "xgboost"
+ENSEMBLE: Final = "ensemble"
+MODEL_KINDS: Final = (TRANSFORMER, XGBOOST, ENSEMBLE)
+
+
+@dataclass(frozen=True)
+class SeriesPrediction:
+    """One series' calibrated forecast in 0..1 units, with what drove it."""
+
+    tau_values: FloatArray  # (horizon, len(TAU_GRID)), non-decreasing along the last axis
+    base: FloatArray  # (horizon, 3) uncalibrated 10/50/90 % quantiles of the chosen model
+    attention: FloatArray | None  # (window / 7,) transformer attention over weekly patches
+    shap: FloatArray | None  # (len(FEATURE_NAMES),) mean |SHAP| of the median over the horizon
+
+
+@dataclass
+class ForecastModels:
+    transformer: ForecastTransformer
+    xgboost: XGBoostForecaster
+    weights: EnsembleWeights
+    calibrators: dict[str, ConformalCalibrator]
+    manifests: dict[str, ArtifactManifest]
+
+    @property
+    def max_horizon(self) -> int:
+        return int(self.transformer.config.horizon)
+
+    @property
+    def window(self) -> int:
+        return int(self.transformer.config.window)
+
+    def versions(self) -> dict[str, str]:
+        return {name: manifest.version for name, manifest in self.manifests.items()}
+
+    @classmethod
+    def load(cls, store: ArtifactStore) -> ForecastModels:
+        """Verify and load the latest ensemble and the model versions it names."""
+        ensemble = store.load(ENSEMBLE_ARTIFACT, train_hint=TRAIN_COMMAND)
+        params = ensemble.manifest.params
+        transformer_version = params.get("transformer_version")
+        xgboost_version = params.get("xgboost_version")
+        if not isinstance(transformer_version, str) or not isinstance(xgboost_version, str):
+            raise ArtifactError(f"{ENSEMBLE_ARTIFACT}: manifest does not name its model versions")
+        transformer_art = store.load(TRANSFORMER_ARTIFACT, transformer_version)
+        xgboost_art = store.load(XGBOOST_ARTIFACT, xgboost_version)
+        try:
+            transformer_meta = transformer_art.load_json("config.json")
+            if not isinstance(transformer_meta, dict):
+                raise ValueError("config.json: must be an object")
+            if list(transformer_meta.get("input_features", [])) != list(INPUT_FEATURES):
+                raise ValueError("transformer input features differ from this code's")
+            config = TransformerConfig.from_json(transformer_meta.get("config"))
+            transformer = load_transformer(
+                config, transformer_art.load_torch_state_dict("weights.pt")
+            )
+            xgboost_meta = xgboost_art.load_json("config.json")
+            if not isinstance(xgboost_meta, dict):
+                raise ValueError("config.json: must be an object")
+            if list(xgboost_meta.get("feature_names", [])) != list(FEATURE_NAMES):
+                raise ValueError("xgboost feature names differ from this code's")
+            booster = xgboost_art.load_xgboost("model.ubj", xgb.Booster)
+            ensemble_data = ensemble.load_json("ensemble.json")
+            if not isinstance(ensemble_data, dict):
+                raise ValueError("ensemble.json: must be an object")
+            weights = EnsembleWeights.from_json(ensemble_data["weights"])
+            raw_calibrators = ensemble_data["calibrators"]
+            if not isinstance(raw_calibrators, dict):
+                raise ValueError("ensemble.json: calibrators must be an object")
+            calibrators = {
+                kind: ConformalCalibrator.from_json(raw_calibrators[kind]) for kind in MODEL_KINDS
+            }
+        except (KeyError, TypeError, ValueError, RuntimeError, xgb.core.XGBoostError) as exc:
+            raise ArtifactError(f"forecasting model set is unusable: {exc}") from exc
+        if len(weights.transformer) < config.horizon:
+            raise ArtifactError("forecasting model set is unusable: too few ensemble weights")
+        return cls(
+            transformer=transformer,
+            xgboost=XGBoostForecaster(booster),
+            weights=weights,
+            calibrators=calibrators,
+            manifests={
+                TRANSFORMER_ARTIFACT: transformer_art.manifest,
+                XGBOOST_ARTIFACT: xgboost_art.manifest,
+                ENSEMBLE_ARTIFACT: ensemble.manifest,
+            },
+        )
+
+    def _version(self, artifact: str) -> str:
+        manifest = self.manifests.get(artifact)
+        return manifest.version if manifest is not None else ""
+
+    def _explain(
+        self,
+        features: TabularFeatures,
+        series: IntArray,
+        origins: IntArray,
+        horizons: IntArray,
+        rows: IntArray,
+    ) -> FloatArray:
+        """Mean |SHAP| of the median on the first and the last forecast day of each series.
+
+        TreeSHAP costs ~100x a prediction per row (it was two thirds of a request's
+        compute with four rows per series), and the rows of one series differ only
+        in their horizon features, so the two ends of the horizon stand in for all.
+        """
+        picked: list[tuple[int, int]] = []
+        for i in rows:
+            for step in sorted({1, int(horizons[i])}):
+                picked.append((int(i), step))
+        shap = np.zeros((len(series), len(FEATURE_NAMES)))
+        if not picked:
+            return shap
+        owner = np.array([i for i, _ in picked], dtype=np.int64)
+        steps = np.array([s for _, s in picked], dtype=np.int64)
+        contributions = np.abs(
+            self.xgboost.contributions(features, series[owner], origins[owner], steps)
+        )
+        np.add.at(shap, owner, contributions)
+        counts = np.bincount(owner, minlength=len(series)).astype(np.float64)
+        result: FloatArray = shap / np.maximum(counts, 1.0)[:, None]
+        return result
+
+    def predict(
+        self,
+        panel: Panel,
+        series: IntArray,
+        origins: IntArray,
+        horizons: IntArray,
+        choices: Sequence[str],
+        *,
+        explain: bool = False,
+        features: TabularFeatures | None = None,
+    ) -> list[SeriesPrediction]:
+        """Forecast each (series, origin) ``horizons[i]`` days ahead with model ``choices[i]``.
+
+        All series go through each model in one call (this is the batched model call).
+        """
+        features = features if features is not None else TabularFeatures.build(panel)
+        count = len(series)
+        use_t = np.array([c in (TRANSFORMER, ENSEMBLE) for c in choices], dtype=bool)
+        use_x = np.array([c in (XGBOOST, ENSEMBLE) for c in choices], dtype=bool)
+
+        t_base = np.zeros((count, self.max_horizon, 3))
+        attention = np.zeros((count, self.window // PATCH_DAYS))
+        if use_t.any():
+            with model_span(
+                TRANSFORMER_ARTIFACT,
+                self._version(TRANSFORMER_ARTIFACT),
+                batch_size=int(use_t.sum()),
+            ):
+                t_out, t_attention = predict_transformer(
+                    self.transformer, panel, features.anchor, series[use_t], origins[use_t]
+                )
+            t_base[use_t], attention[use_t] = t_out, t_attention
+
+        x_index = np.nonzero(use_x)[0]
+        x_rows = np.repeat(x_index, horizons[x_index])
+        x_horizons = (
+            np.concatenate([np.arange(1, horizons[i] + 1) for i in x_index])
+            if len(x_index)
+            else np.zeros(0, dtype=np.int64)
+        ).astype(np.int64)
+        x_base = np.zeros((count, self.max_horizon, 3))
+        shap = np.zeros((count, len(FEATURE_NAMES)))
+        if len(x_rows):
+            with model_span(
+                XGBOOST_ARTIFACT, self._version(XGBOOST_ARTIFACT), batch_size=len(x_index)
+            ):
+                predicted = self.xgboost.predict(
+                    features, series[x_rows], origins[x_rows], x_horizons
+                )
+                x_base[x_rows, x_horizons - 1] = predicted
+                if explain:
+                    shap = self._explain(features, series, origins, horizons, x_index)
+
+        results: list[SeriesPrediction] = []
+        for i in range(count):
+            h = int(horizons[i])
+            steps = np.arange(1, h + 1)
+            if choices[i] == TRANSFORMER:
+                base = t_base[i, :h]
+            elif choices[i] == XGBOOST:
+                base = x_base[i, :h]
+            else:
+                base = self.weights.combine(t_base[i, :h], x_base[i, :h], steps)
+            calibrator = self.calibrators[choices[i]]
+            code = panel.instrument[series[i : i + 1]]
+            tau_values = calibrator.quantile_function(code, steps, base[None])[0]
+            results.append(
+                SeriesPrediction(
+                    tau_values=np.clip(tau_values, 0.0, 1.0),
+                    base=base,
+                    attention=attention[i] if use_t[i] else None,
+                    shap=shap[i] if (use_x[i] and explain) else None,
+                )
+            )
+        return results

@@ -1,0 +1,236 @@
+"""Split-conformal calibration of the base quantiles into a full quantile function.
+
+A model gives, per series and horizon, a median ``m`` and the 10 % / 90 %
+quantiles. On calibration patients (never seen in training, early stopping
+or ensemble weighting) each observed target ``y`` becomes a *scaled residual*
+
+    z = (y - m) / (m - q10)   if y < m
+    z = (y - m) / (q90 - m)   otherwise,
+
+so the model's own uncertainty sets the scale and the data set the shape.
+For each instrument and horizon group the empirical quantiles of ``z`` are
+stored on a fixed grid of levels, with the finite-sample split-conformal
+adjustment (the ceil((n + 1) tau) / n order statistic above the median, the
+floor one below). A forecast's quantile at level tau is then
+``m + g(Q_z(tau))`` with g scaling negative z by the lower and positive z by
+the upper spread; this is monotone in tau, so quantiles never cross, and the
+central interval at coverage c is [value((1 - c) / 2), value((1 + c) / 2)].
+Under exchangeability of calibration and test series, each one-sided tail
+then holds its nominal (1 - c) / 2, which is what gives the requested coverage.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+_LOGGER = logging.getLogger(__name__)
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+#: Quantile levels the calibrated quantile function is tabulated at (finer in the tails).
+TAU_GRID: Final = np.unique(
+    np.round(
+        np.concatenate(
+            [
+                [0.001, 0.0025, 0.005, 0.0075],
+                np.arange(1, 100) / 100.0,
+                [0.9925, 0.995, 0.9975, 0.999],
+            ]
+        ),
+        6,
+    )
+)
+#: Horizons sharing one residual distribution (inclusive day ranges).
+HORIZON_GROUPS: Final = (
+    (1, 1),
+    (2, 2),
+    (3, 3),
+    (4, 4),
+    (5, 5),
+    (6, 6),
+    (7, 7),
+    (8, 10),
+    (11, 14),
+    (15, 21),
+    (22, 30),
+    (31, 45),
+    (46, 60),
+    (61, 90),
+)
+#: Smallest spread used as a scale (0..1 score units): ~0.3 PHQ-9 points.
+MIN_SPREAD: Final = 0.01
+#: Below this many residuals a cell borrows the pooled residuals of its horizon group.
+MIN_CELL_SIZE: Final = 50
+COVERAGE_LEVELS: Final = (0.5, 0.8, 0.9, 0.95)
+
+
+def horizon_group(horizons: npt.ArrayLike) -> IntArray:
+    """Index into HORIZON_GROUPS of each horizon (1..90)."""
+    upper = np.array([high for _, high in HORIZON_GROUPS])
+    result: IntArray = np.searchsorted(upper, np.asarray(horizons), side="left").astype(np.int64)
+    return np.minimum(result, len(HORIZON_GROUPS) - 1)
+
+
+def spreads(base: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Lower and upper spread of base quantiles (..., 3), floored at MIN_SPREAD."""
+    median = base[..., 1]
+    lower = np.maximum(median - base[..., 0], MIN_SPREAD)
+    upper = np.maximum(base[..., 2] - median, MIN_SPREAD)
+    return lower, upper
+
+
+def scaled_residuals(base: FloatArray, target: FloatArray) -> FloatArray:
+    lower, upper = spreads(base)
+    residual = target - base[..., 1]
+    result: FloatArray = np.where(residual < 0, residual / lower, residual / upper)
+    return result
+
+
+def conformal_quantiles(scores: FloatArray) -> FloatArray:
+    """Split-conformal quantiles of ``scores`` at every TAU_GRID level."""
+    ordered = np.sort(scores)
+    n = len(ordered)
+    upper = np.ceil((n + 1) * TAU_GRID) - 1  # 0-based order statistic at or above tau
+    lower = np.floor((n + 1) * TAU_GRID) - 1
+    index = np.where(TAU_GRID >= 0.5, upper, lower)
+    result: FloatArray = ordered[np.clip(index, 0, n - 1).astype(np.int64)]
+    return result
+
+
+@dataclass(frozen=True)
+class ConformalCalibrator:
+    """Scaled-residual quantiles per (instrument, horizon group) on TAU_GRID."""
+
+    table: FloatArray  # (n_instruments, n_groups, len(TAU_GRID))
+    counts: IntArray  # (n_instruments, n_groups) residuals behind each cell
+    coverage_levels: tuple[float, ...] = COVERAGE_LEVELS
+    empirical_coverage: tuple[float, ...] = ()  # cross-fitted, one per coverage level
+
+    @classmethod
+    def fit(
+        cls,
+        instrument: IntArray,
+        horizons: IntArray,
+        base: FloatArray,
+        target: FloatArray,
+        n_instruments: int,
+    ) -> ConformalCalibrator:
+        """Fit from calibration rows: instrument code, horizon, base quantiles (M, 3), target."""
+        z = scaled_residuals(base, target)
+        groups = horizon_group(horizons)
+        n_groups = len(HORIZON_GROUPS)
+        table = np.zeros((n_instruments, n_groups, len(TAU_GRID)))
+        counts = np.zeros((n_instruments, n_groups), dtype=np.int64)
+        pooled_all = conformal_quantiles(z) if len(z) else np.zeros(len(TAU_GRID))
+        for g in range(n_groups):
+            in_group = groups == g
+            pooled = conformal_quantiles(z[in_group]) if in_group.sum() >= MIN_CELL_SIZE else None
+            for i in range(n_instruments):
+                cell = in_group & (instrument == i)
+                counts[i, g] = int(cell.sum())
+                if counts[i, g] >= MIN_CELL_SIZE:
+                    table[i, g] = conformal_quantiles(z[cell])
+                else:
+                    table[i, g] = pooled if pooled is not None else pooled_all
+        return cls(table=table, counts=counts)
+
+    def with_coverage(self, coverage: tuple[float, ...]) -> ConformalCalibrator:
+        return ConformalCalibrator(self.table, self.counts, self.coverage_levels, coverage)
+
+    def quantile_function(
+        self, instrument: IntArray, horizons: IntArray, base: FloatArray
+    ) -> FloatArray:
+        """Calibrated values (S, H, len(TAU_GRID)) for base quantiles (S, H, 3).
+
+        ``instrument`` is (S,); ``horizons`` is (H,) shared by all series, or (S, H).
+        """
+        groups = horizon_group(horizons)
+        if groups.ndim == 1:
+            groups = np.broadcast_to(groups[None, :], (len(instrument), len(groups)))
+        z = self.table[instrument[:, None], groups]  # (S, H, K)
+        lower, upper = spreads(base)
+        scaled = np.where(z < 0, z * lower[..., None], z * upper[..., None])
+        result: FloatArray = base[..., 1][..., None] + scaled
+        return result
+
+    def coverage_for(self, level: float) -> float:
+        """Cross-fitted empirical coverage at ``level`` (interpolated between measured levels)."""
+        if not self.empirical_coverage:
+            return math.nan
+        nominal = np.array([0.0, *self.coverage_levels, 1.0])
+        measured = np.array([0.0, *self.empirical_coverage, 1.0])
+        return float(np.interp(level, nominal, measured))
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "tau_grid": [float(t) for t in TAU_GRID],
+            "horizon_groups": [list(g) for g in HORIZON_GROUPS],
+            "table": self.table.round(6).tolist(),
+            "counts": self.counts.tolist(),
+            "coverage_levels": list(self.coverage_levels),
+            "empirical_coverage": list(self.empirical_coverage),
+        }
+
+    @classmethod
+    def from_json(cls, raw: object) -> ConformalCalibrator:
+        if not isinstance(raw, dict):
+            raise ValueError("calibrator: must be an object")
+        if not np.allclose(np.asarray(raw["tau_grid"], dtype=np.float64), TAU_GRID):
+            raise ValueError("calibrator: tau grid differs from this code's grid")
+        if [tuple(g) for g in raw["horizon_groups"]] != list(HORIZON_GROUPS):
+            raise ValueError("calibrator: horizon groups differ from this code's groups")
+        table = np.asarray(raw["table"], dtype=np.float64)
+        if table.ndim != 3 or table.shape[1:] != (len(HORIZON_GROUPS), len(TAU_GRID)):
+            raise ValueError("calibrator: table has the wrong shape")
+        return cls(
+            table=table,
+            counts=np.asarray(raw["counts"], dtype=np.int64),
+            coverage_levels=tuple(float(v) for v in raw["coverage_levels"]),
+            empirical_coverage=tuple(float(v) for v in raw["empirical_coverage"]),
+        )
+
+
+def values_at(
+    tau_values: FloatArray, levels: npt.ArrayLike, low: float = 0.0, high: float = math.inf
+) -> FloatArray:
+    """Read levels off a tabulated quantile function (..., len(TAU_GRID)) -> (..., n_levels).
+
+    Levels outside the grid take the grid's end values; results are clipped to [low, high].
+    """
+    wanted = np.clip(np.asarray(levels, dtype=np.float64), TAU_GRID[0], TAU_GRID[-1])
+    position = np.searchsorted(TAU_GRID, wanted, side="left")
+    position = np.clip(position, 1, len(TAU_GRID) - 1)
+    left, right = TAU_GRID[position - 1], TAU_GRID[position]
+    weight = (wanted - left) / (right - left)
+    result = tau_values[..., position - 1] * (1.0 - weight) + tau_values[..., position] * weight
+    clipped: FloatArray = np.clip(result, low, high)
+    return clipped
+
+
+def exceedance_probability(tau_values: FloatArray, threshold: float) -> FloatArray:
+    """P(Y >= threshold) from a tabulated quantile function (..., len(TAU_GRID))."""
+    # Count the grid levels whose quantile lies below the threshold, interpolating
+    # linearly between the two levels that bracket it.
+    below = (tau_values < threshold).sum(axis=-1)
+    k = len(TAU_GRID)
+    low_index = np.clip(below - 1, 0, k - 1)
+    high_index = np.clip(below, 0, k - 1)
+    q_low = np.take_along_axis(tau_values, low_index[..., None], axis=-1)[..., 0]
+    q_high = np.take_along_axis(tau_values, high_index[..., None], axis=-1)[..., 0]
+    t_low, t_high = TAU_GRID[low_index], TAU_GRID[high_index]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fraction = np.where(q_high > q_low, (threshold - q_low) / (q_high - q_low), 0.0)
+    cdf = np.where(
+        below == 0,
+        0.0,
+        np.where(below == k, 1.0, t_low + np.clip(fraction, 0, 1) * (t_high - t_low)),
+    )
+    result: FloatArray = 1.0 - cdf
+    return result

@@ -1,0 +1,111 @@
+"""ForecastSymptoms output: shape, non-crossing quantiles, intervals, dates, provenance."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+import pytest
+
+from common.synthetic import generate_cohort
+from forecasting_svc.domain import ImportanceSource, ModelChoice
+from forecasting_svc.instruments import SPECS, Instrument
+from forecasting_svc.models.bundle import (
+    ENSEMBLE_ARTIFACT,
+    TRANSFORMER_ARTIFACT,
+    XGBOOST_ARTIFACT,
+)
+from tests.unit.forecasting.requests import daily, from_cohort, request
+from tests.unit.forecasting.tiny_models import TRAINING_COHORT
+
+LEVELS = (0.05, 0.25, 0.5, 0.75, 0.95)
+
+
+@pytest.fixture(scope="module")
+def cohort():
+    # Patients the tiny models never saw: another seed.
+    return generate_cohort(TRAINING_COHORT.__class__(n_patients=6, n_days=120, seed=77))
+
+
+@pytest.mark.parametrize("choice", list(ModelChoice))
+async def test_shape_levels_and_non_crossing(service, cohort, choice):
+    patient = cohort.patients["patient_id"].iloc[0]
+    instruments = (Instrument.PHQ9, Instrument.GAD7, Instrument.MOOD)
+    req = from_cohort(
+        cohort,
+        patient,
+        last_day=100,
+        instruments=instruments,
+        horizon_days=21,
+        quantile_levels=LEVELS,
+        interval_coverage=0.9,
+        model=choice,
+    )
+    result = await service.forecast(req)
+    assert [f.instrument for f in result.forecasts] == list(instruments)
+    last_day = max(o.observed_at for o in req.history).date()
+    for forecast in result.forecasts:
+        spec = SPECS[forecast.instrument]
+        assert forecast.model is choice
+        assert len(forecast.points) == 21
+        assert [p.horizon_day for p in forecast.points] == list(range(1, 22))
+        assert [p.date.date() for p in forecast.points] == [
+            last_day + timedelta(days=h) for h in range(1, 22)
+        ]
+        for point in forecast.points:
+            levels = [level for level, _ in point.quantiles]
+            values = np.array([value for _, value in point.quantiles])
+            assert levels == list(LEVELS)
+            assert np.all(np.diff(values) >= 0), "quantiles cross"
+            assert values[0] >= 0.0 and values[-1] <= spec.max_score
+            # The point is the median; the 90 % interval lies between the 5 % and 95 % quantiles.
+            assert point.point == pytest.approx(values[2])
+            assert point.lower == pytest.approx(values[0])
+            assert point.upper == pytest.approx(values[-1])
+        observed = {
+            o.observed_at.date() for o in req.history if o.instrument is forecast.instrument
+        }
+        assert forecast.observed_days == len([d for d in observed if (last_day - d).days < 90])
+    sources = {d.source for f in result.forecasts for d in f.feature_importance}
+    expected = {
+        ModelChoice.ENSEMBLE: {ImportanceSource.SHAP, ImportanceSource.ATTENTION},
+        ModelChoice.TRANSFORMER: {ImportanceSource.ATTENTION},
+        ModelChoice.XGBOOST: {ImportanceSource.SHAP},
+    }[choice]
+    assert sources == expected
+    for forecast in result.forecasts:
+        for source in sources:
+            shares = [d.importance for d in forecast.feature_importance if d.source is source]
+            assert sum(shares) == pytest.approx(1.0)
+            assert shares[:-1] == sorted(shares[:-1], reverse=True)
+    names = {m.name for m in result.models}
+    assert ENSEMBLE_ARTIFACT in names
+    assert (TRANSFORMER_ARTIFACT in names) == (choice is not ModelChoice.XGBOOST)
+    assert (XGBOOST_ARTIFACT in names) == (choice is not ModelChoice.TRANSFORMER)
+    assert 0.0 < result.validation_interval_coverage <= 1.0
+
+
+async def test_wider_coverage_gives_wider_intervals(service):
+    history = daily(Instrument.PHQ9, [12, 13, 11, 14, 12, 13, 12, 11, 14, 13] * 4)
+    narrow = await service.forecast(request(history, interval_coverage=0.5))
+    wide = await service.forecast(request(history, interval_coverage=0.95))
+    narrow_width = [p.upper - p.lower for p in narrow.forecasts[0].points]
+    wide_width = [p.upper - p.lower for p in wide.forecasts[0].points]
+    assert all(w >= n for w, n in zip(wide_width, narrow_width, strict=True))
+    assert sum(wide_width) > sum(narrow_width)
+
+
+async def test_sparse_irregular_history_with_gaps(service):
+    scores = [np.nan] * 60
+    for day in (0, 9, 10, 25, 40, 52, 59):
+        scores[day] = 8.0 + day % 5
+    result = await service.forecast(request(daily(Instrument.GAD7, scores), horizon_days=90))
+    forecast = result.forecasts[0]
+    assert forecast.observed_days == 7
+    assert len(forecast.points) == 90
+    assert all(0 <= p.lower <= p.point <= p.upper <= 21 for p in forecast.points)
+
+
+async def test_single_observation_is_enough(service):
+    result = await service.forecast(request(daily(Instrument.MOOD, [6.5]), horizon_days=1))
+    assert len(result.forecasts[0].points) == 1

@@ -1,15 +1,231 @@
-"""gRPC transport of the biometric service: protobuf <-> domain, nothing else."""
+"""gRPC transport of the biometric service: protobuf <-> domain, nothing else.
+
+Domain errors (InvalidArgumentError and friends) propagate to the mesh
+interceptor, which maps them to status codes in one place.
+"""
 
 from __future__ import annotations
 
-import grpc
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from typing import Final
 
+import grpc
+import numpy as np
+import numpy.typing as npt
+from google.protobuf import timestamp_pb2
+
+from biometric_svc import domain
 from biometric_svc.service import BiometricService
-from common.proto_convert import model_info_from_manifest
+from common.proto_convert import model_info_from_manifest, to_timestamp
 from common.server import ServiceDefinition
+from common.synthetic import INSTRUMENTS, METRICS
 from novamind.biometric.v1 import biometric_pb2, biometric_pb2_grpc
+from novamind.common.v1 import common_pb2
 
 SERVICE_NAME = biometric_pb2.DESCRIPTOR.services_by_name["BiometricCorrelationService"].full_name
+
+_METRIC_ENUM: Final = {
+    name: common_pb2.BiometricMetric.Value(f"BIOMETRIC_METRIC_{name.upper()}") for name in METRICS
+}
+_INSTRUMENT_ENUM: Final = {
+    name: common_pb2.Instrument.Value(f"INSTRUMENT_{name.upper()}") for name in INSTRUMENTS
+}
+_GRANULARITY_CODES: Final[dict[int, int]] = {
+    common_pb2.SAMPLE_GRANULARITY_UNSPECIFIED: domain.GRANULARITIES.index("day"),
+    common_pb2.SAMPLE_GRANULARITY_MINUTE: domain.GRANULARITIES.index("minute"),
+    common_pb2.SAMPLE_GRANULARITY_HOUR: domain.GRANULARITIES.index("hour"),
+    common_pb2.SAMPLE_GRANULARITY_DAY: domain.GRANULARITIES.index("day"),
+}
+_RELIABILITY: Final = {
+    domain.Reliability.HIGH: biometric_pb2.RELIABILITY_GRADE_HIGH,
+    domain.Reliability.MODERATE: biometric_pb2.RELIABILITY_GRADE_MODERATE,
+    domain.Reliability.LOW: biometric_pb2.RELIABILITY_GRADE_LOW,
+    domain.Reliability.INSUFFICIENT: biometric_pb2.RELIABILITY_GRADE_INSUFFICIENT,
+}
+_RISK: Final = {
+    domain.RiskLevel.LOW: common_pb2.RISK_LEVEL_LOW,
+    domain.RiskLevel.ELEVATED: common_pb2.RISK_LEVEL_ELEVATED,
+    domain.RiskLevel.HIGH: common_pb2.RISK_LEVEL_HIGH,
+    domain.RiskLevel.CRITICAL: common_pb2.RISK_LEVEL_CRITICAL,
+}
+_SEVERITY: Final = {
+    domain.AnomalySeverity.LOW: biometric_pb2.ANOMALY_SEVERITY_LOW,
+    domain.AnomalySeverity.MODERATE: biometric_pb2.ANOMALY_SEVERITY_MODERATE,
+    domain.AnomalySeverity.HIGH: biometric_pb2.ANOMALY_SEVERITY_HIGH,
+}
+_METHOD: Final = {
+    domain.DetectionMethod.ROBUST_Z: biometric_pb2.DETECTION_METHOD_ROBUST_Z,
+    domain.DetectionMethod.ISOLATION_FOREST: biometric_pb2.DETECTION_METHOD_ISOLATION_FOREST,
+    domain.DetectionMethod.BOTH: biometric_pb2.DETECTION_METHOD_BOTH,
+}
+_FREQUENCY: Final = {
+    domain.MonitoringFrequency.CONTINUOUS: biometric_pb2.MONITORING_FREQUENCY_CONTINUOUS,
+    domain.MonitoringFrequency.DAILY: biometric_pb2.MONITORING_FREQUENCY_DAILY,
+    domain.MonitoringFrequency.WEEKLY: biometric_pb2.MONITORING_FREQUENCY_WEEKLY,
+}
+# Timestamps beyond year ~2255 would overflow int64 nanoseconds; they are clipped to a
+# still-invalid (future) time so validation names them.
+_MAX_SECONDS: Final = 9_000_000_000
+
+
+def _codes(values: npt.NDArray[np.int64], mapping: Mapping[int, int]) -> npt.NDArray[np.int64]:
+    """Map enum numbers to domain indices; anything unmapped becomes domain.UNKNOWN."""
+    table = np.full(max(mapping) + 1, domain.UNKNOWN, dtype=np.int64)
+    for number, index in mapping.items():
+        table[number] = index
+    inside = (values >= 0) & (values < table.size)
+    return np.where(inside, table[np.clip(values, 0, table.size - 1)], domain.UNKNOWN)
+
+
+def _nanoseconds(
+    seconds: npt.NDArray[np.int64], nanos: npt.NDArray[np.int64]
+) -> npt.NDArray[np.int64]:
+    return np.clip(seconds, -_MAX_SECONDS, _MAX_SECONDS) * 1_000_000_000 + nanos
+
+
+def biometric_samples(
+    items: Sequence[common_pb2.BiometricSample],
+) -> domain.BiometricSamples:
+    count = len(items)
+    metric_index = {number: METRICS.index(name) for name, number in _METRIC_ENUM.items()}
+    return domain.BiometricSamples(
+        metric=_codes(np.fromiter((s.metric for s in items), np.int64, count), metric_index),
+        measured_at_ns=_nanoseconds(
+            np.fromiter((s.measured_at.seconds for s in items), np.int64, count),
+            np.fromiter((s.measured_at.nanos for s in items), np.int64, count),
+        ),
+        value=np.fromiter((s.value for s in items), np.float64, count),
+        granularity=_codes(
+            np.fromiter((s.granularity for s in items), np.int64, count), _GRANULARITY_CODES
+        ),
+    )
+
+
+def indicator_observations(
+    items: Sequence[common_pb2.SymptomObservation],
+) -> domain.IndicatorObservations:
+    count = len(items)
+    instrument_index = {
+        number: INSTRUMENTS.index(name) for name, number in _INSTRUMENT_ENUM.items()
+    }
+    return domain.IndicatorObservations(
+        instrument=_codes(
+            np.fromiter((o.instrument for o in items), np.int64, count), instrument_index
+        ),
+        observed_at_ns=_nanoseconds(
+            np.fromiter((o.observed_at.seconds for o in items), np.int64, count),
+            np.fromiter((o.observed_at.nanos for o in items), np.int64, count),
+        ),
+        score=np.fromiter((o.score for o in items), np.float64, count),
+    )
+
+
+def _day(date: dt.date) -> timestamp_pb2.Timestamp:
+    return to_timestamp(dt.datetime(date.year, date.month, date.day, tzinfo=dt.UTC))
+
+
+def correlation_response(
+    report: domain.CorrelationReport,
+) -> biometric_pb2.AnalyzeCorrelationsResponse:
+    response = biometric_pb2.AnalyzeCorrelationsResponse(
+        reliability=_RELIABILITY[report.reliability]
+    )
+    for corr in report.correlations:
+        item = response.correlations.add(
+            metric=_METRIC_ENUM[corr.metric],
+            indicator=_INSTRUMENT_ENUM[corr.indicator],
+            lag_days=corr.lag_days,
+            pearson_r=corr.pearson_r,
+            spearman_r=corr.spearman_r,
+            n=corr.n,
+            p_value=corr.p_value,
+            q_value=corr.q_value,
+            significant=corr.significant,
+            reading=corr.reading,
+        )
+        for lag, r in corr.profile:
+            item.profile.add(lag_days=lag, pearson_r=r)
+    for key in report.key_indicators:
+        response.key_indicators.add(
+            rank=key.rank,
+            metric=_METRIC_ENUM[key.metric],
+            indicator=_INSTRUMENT_ENUM[key.indicator],
+            lead_days=key.lead_days,
+            strength=key.strength,
+            reading=key.reading,
+        )
+    coverage = report.coverage
+    response.coverage.window_days = coverage.window_days
+    response.coverage.indicator_days = coverage.indicator_days
+    for metric in coverage.metrics:
+        response.coverage.metrics.add(
+            metric=_METRIC_ENUM[metric.metric],
+            days_with_data=metric.days_with_data,
+            fraction=metric.fraction,
+        )
+    warning = report.early_warning
+    target = response.early_warning
+    target.level = _RISK[warning.level] if warning.level else common_pb2.RISK_LEVEL_UNSPECIFIED
+    target.probability = warning.probability
+    target.expected_lead_days = warning.expected_lead_days
+    target.insufficient_data = warning.insufficient_data
+    target.detail = warning.detail
+    for driver in warning.drivers:
+        added = target.drivers.add(
+            metric=_METRIC_ENUM[driver.metric],
+            weight=driver.weight,
+            description=driver.description,
+        )
+        added.date.CopyFrom(_day(driver.date))
+    response.models.extend(model_info_from_manifest(m) for m in report.models)
+    return response
+
+
+def anomaly_response(report: domain.AnomalyReport) -> biometric_pb2.DetectAnomaliesResponse:
+    response = biometric_pb2.DetectAnomaliesResponse(insufficient_data=report.insufficient_data)
+    for anomaly in report.anomalies:
+        item = response.anomalies.add(
+            score=anomaly.score,
+            severity=_SEVERITY[anomaly.severity],
+            method=_METHOD[anomaly.method],
+        )
+        item.date.CopyFrom(_day(anomaly.date))
+        for deviation in anomaly.deviations:
+            item.deviations.add(
+                metric=_METRIC_ENUM[deviation.metric],
+                value=deviation.value,
+                baseline_median=deviation.baseline_median,
+                robust_z=deviation.robust_z,
+            )
+    for span in report.missing:
+        gap = response.missing.add(metric=_METRIC_ENUM[span.metric], days=span.days)
+        gap.start_date.CopyFrom(_day(span.start))
+        gap.end_date.CopyFrom(_day(span.end))
+    for baseline in report.baselines:
+        response.baselines.add(
+            metric=_METRIC_ENUM[baseline.metric],
+            median=baseline.median,
+            mad=baseline.mad,
+            days=baseline.days,
+        )
+    return response
+
+
+def plan_response(plan: domain.MonitoringPlan) -> biometric_pb2.RecommendMonitoringPlanResponse:
+    response = biometric_pb2.RecommendMonitoringPlanResponse(summary=plan.summary)
+    for metric in plan.metrics:
+        item = response.metrics.add(
+            priority=metric.priority,
+            metric=_METRIC_ENUM[metric.metric],
+            frequency=_FREQUENCY[metric.frequency],
+            reason=metric.reason,
+        )
+        if metric.alert_below is not None:
+            item.alert_below = metric.alert_below
+        if metric.alert_above is not None:
+            item.alert_above = metric.alert_above
+    return response
 
 
 class BiometricCorrelationServicer(biometric_pb2_grpc.BiometricCorrelationServiceServicer):
@@ -19,30 +235,51 @@ class BiometricCorrelationServicer(biometric_pb2_grpc.BiometricCorrelationServic
     async def AnalyzeCorrelations(
         self, request: biometric_pb2.AnalyzeCorrelationsRequest, context: grpc.aio.ServicerContext
     ) -> biometric_pb2.AnalyzeCorrelationsResponse:
-        self._service.require_model()
-        return biometric_pb2.AnalyzeCorrelationsResponse()
+        report = await self._service.analyze_correlations(
+            domain.CorrelationRequest(
+                patient_pseudonym=request.patient_pseudonym,
+                biometrics=biometric_samples(request.biometrics),
+                indicators=indicator_observations(request.indicators),
+                lookback_days=request.lookback_days,
+                max_lag_days=request.max_lag_days,
+                fdr_alpha=request.fdr_alpha,
+            )
+        )
+        return correlation_response(report)
 
     async def DetectAnomalies(
         self, request: biometric_pb2.DetectAnomaliesRequest, context: grpc.aio.ServicerContext
     ) -> biometric_pb2.DetectAnomaliesResponse:
-        self._service.require_model()
-        return biometric_pb2.DetectAnomaliesResponse()
+        report = await self._service.detect_anomalies(
+            domain.AnomalyRequest(
+                patient_pseudonym=request.patient_pseudonym,
+                biometrics=biometric_samples(request.biometrics),
+                baseline_window_days=request.baseline_window_days,
+            )
+        )
+        return anomaly_response(report)
 
     async def RecommendMonitoringPlan(
         self,
         request: biometric_pb2.RecommendMonitoringPlanRequest,
         context: grpc.aio.ServicerContext,
     ) -> biometric_pb2.RecommendMonitoringPlanResponse:
-        self._service.require_model()
-        return biometric_pb2.RecommendMonitoringPlanResponse()
+        plan = await self._service.recommend_monitoring_plan(
+            domain.MonitoringPlanRequest(
+                patient_pseudonym=request.patient_pseudonym,
+                biometrics=biometric_samples(request.biometrics),
+                indicators=indicator_observations(request.indicators),
+                max_lag_days=request.max_lag_days,
+            )
+        )
+        return plan_response(plan)
 
     async def GetModelInfo(
         self, request: biometric_pb2.GetModelInfoRequest, context: grpc.aio.ServicerContext
     ) -> biometric_pb2.GetModelInfoResponse:
-        response = biometric_pb2.GetModelInfoResponse()
-        if self._service.artifact is not None:
-            response.models.append(model_info_from_manifest(self._service.artifact.manifest))
-        return response
+        return biometric_pb2.GetModelInfoResponse(
+            models=[model_info_from_manifest(m) for m in self._service.model_manifests()]
+        )
 
 
 def service_definition(service: BiometricService) -> ServiceDefinition:

@@ -1,0 +1,159 @@
+"""A patient's own robust, weekday-aware baseline per metric.
+
+For each day the baseline is the median and MAD of the same metric over the
+trailing window *before* that day, taken only over days of the same type
+(weekday or weekend): sleep, activity and resting heart rate differ
+systematically at weekends, and a Saturday judged against Tuesdays would be
+flagged every week. With fewer than ``MIN_SAME_TYPE`` same-type days the
+whole window is used. The robust z-score is ``(value - median) / (1.4826 *
+MAD)`` (1.4826 makes the MAD a consistent SD estimate for normal data;
+Rousseeuw & Croux, JASA 1993; Leys et al., J Exp Soc Psychol 2013). The MAD is
+floored at a small per-metric resolution so a very regular patient (MAD ~ 0)
+does not turn every ordinary wobble into an anomaly.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from numpy.lib.stride_tricks import sliding_window_view
+
+from biometric_svc.domain import MetricBaseline
+from common.synthetic import METRICS
+
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+
+MAD_TO_SD: Final = 1.4826
+#: Same-type (weekday / weekend) days a baseline needs before it ignores the other type.
+MIN_SAME_TYPE: Final = 4
+#: Days of any type a baseline needs at all.
+MIN_BASELINE_DAYS: Final = 7
+#: The MAD looks back this many baseline windows (see ``trailing_baseline``).
+SCALE_WINDOWS: Final = 3
+#: Metrics whose z-scores are computed on log1p values.
+LOG_SCALE_METRICS: Final = frozenset({"hrv_rmssd", "steps", "active_minutes"})
+#: Smallest MAD used for z-scores: in the metric's unit, or in log units for LOG_SCALE_METRICS.
+MAD_FLOOR: Final[dict[str, float]] = {
+    "resting_heart_rate": 1.0,
+    "hrv_rmssd": 0.03,
+    "sleep_duration": 0.25,
+    "sleep_efficiency": 0.01,
+    "steps": 0.03,
+    "active_minutes": 0.05,
+}
+#: Smallest MAD used for thresholds on the natural scale (monitoring plan).
+NATURAL_MAD_FLOOR: Final[dict[str, float]] = {
+    "resting_heart_rate": 1.0,
+    "hrv_rmssd": 2.0,
+    "sleep_duration": 0.25,
+    "sleep_efficiency": 0.01,
+    "steps": 250.0,
+    "active_minutes": 3.0,
+}
+
+
+@dataclass(frozen=True)
+class DailyBaseline:
+    """Per day and metric: the trailing baseline's median, MAD and the robust z of the day."""
+
+    median: FloatArray  # (days, metrics), natural units
+    mad: FloatArray  # log units for LOG_SCALE_METRICS
+    robust_z: FloatArray  # NaN where the day has no value or no baseline
+
+
+def is_weekend(dates: pd.DatetimeIndex) -> BoolArray:
+    return np.asarray(dates.dayofweek >= 5, dtype=np.bool_)
+
+
+def _nan_median(windows: FloatArray) -> FloatArray:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows -> NaN, by design
+        result: FloatArray = np.nanmedian(windows, axis=1)
+    return result
+
+
+def _windows(values: npt.NDArray[Any], window_days: int, fill: float | bool) -> npt.NDArray[Any]:
+    """Row t holds the ``window_days`` values before day t (padded with ``fill``)."""
+    padded = np.concatenate([np.full(window_days, fill, dtype=values.dtype), values])
+    result: npt.NDArray[Any] = sliding_window_view(padded, window_days)[: values.shape[0]]
+    return result
+
+
+def trailing_baseline(
+    values: FloatArray, weekend: BoolArray, window_days: int
+) -> tuple[FloatArray, FloatArray]:
+    """Median and MAD of the days before each day (NaN where too few days).
+
+    The median is that of the day's own type (weekday or weekend) over the
+    ``window_days`` before it, when the window holds ``MIN_SAME_TYPE`` such
+    days, else over all of them. The MAD is the median absolute distance of
+    earlier days from *their own* trailing medians, over ``SCALE_WINDOWS``
+    times as many days: day-to-day variability changes more slowly than the
+    level, and a MAD from a few weeks of autocorrelated data is noisy enough
+    to double the rate of spurious |z| >= 3 days.
+    """
+    windows = _windows(values, window_days, np.nan)
+    window_types = _windows(weekend, window_days, False)
+    all_median = _nan_median(windows)
+    all_count = np.isfinite(windows).sum(axis=1)
+    type_median = {}
+    for kind in (False, True):
+        of_kind = np.where(window_types == kind, windows, np.nan)
+        enough = np.isfinite(of_kind).sum(axis=1) >= MIN_SAME_TYPE
+        type_median[kind] = np.where(enough, _nan_median(of_kind), all_median)
+    own_type = np.where(weekend, type_median[True], type_median[False])
+    median = np.where(all_count >= MIN_BASELINE_DAYS, own_type, np.nan)
+    residual = np.abs(values - median)
+    scale_windows = _windows(residual, window_days * SCALE_WINDOWS, np.nan)
+    mad = _nan_median(scale_windows)
+    mad = np.where(np.isfinite(scale_windows).sum(axis=1) >= MIN_BASELINE_DAYS, mad, np.nan)
+    return median, mad
+
+
+def daily_baseline(
+    biometrics: FloatArray, dates: pd.DatetimeIndex, window_days: int
+) -> DailyBaseline:
+    weekend = is_weekend(dates)
+    medians = np.full_like(biometrics, np.nan)
+    mads = np.full_like(biometrics, np.nan)
+    robust_z = np.full_like(biometrics, np.nan)
+    for j, name in enumerate(METRICS):
+        log_scale = name in LOG_SCALE_METRICS
+        values = np.log1p(np.clip(biometrics[:, j], 0.0, None)) if log_scale else biometrics[:, j]
+        median, mad = trailing_baseline(values, weekend, window_days)
+        mad = np.maximum(mad, MAD_FLOOR[name])
+        robust_z[:, j] = (values - median) / (MAD_TO_SD * mad)
+        medians[:, j] = np.expm1(median) if log_scale else median
+        mads[:, j] = mad
+    return DailyBaseline(median=medians, mad=mads, robust_z=robust_z)
+
+
+def current_baselines(biometrics: FloatArray, window_days: int) -> tuple[MetricBaseline, ...]:
+    """Median and MAD over the most recent ``window_days`` days, per metric with enough data."""
+    recent = biometrics[-window_days:]
+    baselines = []
+    for j, name in enumerate(METRICS):
+        values = recent[:, j][np.isfinite(recent[:, j])]
+        if values.size < MIN_BASELINE_DAYS:
+            continue
+        median = float(np.median(values))
+        baselines.append(
+            MetricBaseline(
+                metric=name,
+                median=median,
+                mad=float(np.median(np.abs(values - median))),
+                days=int(values.size),
+            )
+        )
+    return tuple(baselines)
+
+
+def robust_sd(baseline: MetricBaseline) -> float:
+    """The baseline's SD estimate, 1.4826 * MAD with the metric's floor."""
+    return MAD_TO_SD * max(baseline.mad, NATURAL_MAD_FLOOR[baseline.metric])

@@ -21,6 +21,7 @@ import pandas as pd
 
 from common.channels import mesh_channel
 from common.launcher import MESH_SERVICES, ServiceProcess, clean_env, start_service, wait_healthy
+from common.proto_convert import to_timestamp
 from common.settings import DEFAULT_PORTS
 from common.synthetic import Cohort, CohortConfig, generate_cohort
 from novamind.twin.v1 import twin_pb2, twin_pb2_grpc
@@ -66,6 +67,7 @@ def choose_patient(cohort: Cohort) -> str:
 
 
 async def run_patient(cohort: Cohort, cohort_patient: str) -> None:
+    run_started = datetime.now(UTC)
     start = datetime.combine(cohort.config.start_date, time(), tzinfo=UTC)
     channel = mesh_channel(
         f"localhost:{DEFAULT_PORTS['orchestrator']}", tls_dir=TLS_DIR, identity="operator"
@@ -83,9 +85,10 @@ async def run_patient(cohort: Cohort, cohort_patient: str) -> None:
             print(f"\n════════ visit {visit}: data up to day {day} ════════")
             print(format_insights(response))
             last = (response, data)
-        progress = await stub.GetPatientProgress(
-            twin_pb2.GetPatientProgressRequest(patient_id=DEMO_PATIENT_ID), timeout=30
-        )
+        # Only this run's snapshots: the store keeps earlier demo runs too.
+        progress_request = twin_pb2.GetPatientProgressRequest(patient_id=DEMO_PATIENT_ID)
+        progress_request.since.CopyFrom(to_timestamp(run_started))
+        progress = await stub.GetPatientProgress(progress_request, timeout=30)
         print("\n════════ progress ════════")
         print(format_progress(progress))
     if last is not None:

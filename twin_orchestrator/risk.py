@@ -50,6 +50,8 @@ def overall_risk(
     if ctx.ok(forecast.result):
         level = cast(common_pb2.RiskLevel, max(level, LOW))
         window_end = ctx.now + timedelta(days=int(thresholds["forecast_window_days"]))
+        # One driver per instrument and threshold: the most likely of its risk periods.
+        strongest: dict[tuple[int, float], tuple[str, float, bool]] = {}
         for item in forecast.forecast.forecasts:
             for period in item.risk_periods:
                 if period.peak_probability < float(thresholds["forecast_min_probability"]):
@@ -61,15 +63,22 @@ def overall_risk(
                     item.instrument == common_pb2.INSTRUMENT_PHQ9
                     and period.threshold >= float(thresholds["phq9_high"])
                 )
-                severe_forecast = severe_forecast or severe
-                drivers.append(
-                    (
-                        HIGH if severe else ELEVATED,
-                        f"forecast: {period.peak_probability:.0%} chance of "
-                        f"{period.threshold_label or name} within "
-                        f"{thresholds['forecast_window_days']} days",
+                key = (item.instrument, period.threshold)
+                if key not in strongest or period.peak_probability > strongest[key][1]:
+                    strongest[key] = (
+                        period.threshold_label or name,
+                        period.peak_probability,
+                        severe,
                     )
+        for label, peak, severe in strongest.values():
+            severe_forecast = severe_forecast or severe
+            drivers.append(
+                (
+                    HIGH if severe else ELEVATED,
+                    f"forecast: {peak:.0%} chance of {label} within "
+                    f"{thresholds['forecast_window_days']} days",
                 )
+            )
 
     biometric = ctx.response.biometric
     warning = biometric.correlations.early_warning

@@ -63,3 +63,14 @@ def test_breaker_opens_after_threshold_and_half_opens_after_reset():
     assert breaker.allow()
     breaker.record_success()
     assert breaker.state is BreakerState.CLOSED and breaker.allow()
+
+
+def test_fragmented_risk_periods_give_one_driver_with_the_highest_peak():
+    response = b.empty_response()
+    for start, peak in ((2, 0.52), (4, 0.61), (7, 0.55)):
+        b.add_risk_period(
+            response, threshold=15, label="PHQ-9 >= 15", start_in_days=start, peak=peak
+        )
+    level, drivers = _risk(response)
+    assert level == common_pb2.RISK_LEVEL_ELEVATED
+    assert drivers == ["forecast: 61% chance of PHQ-9 >= 15 within 14 days"]

@@ -38,7 +38,7 @@ from twin_orchestrator.patient_bundle import patient_data
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TLS_DIR = REPO_ROOT / "var" / "certs"
 DOC = REPO_ROOT / "docs" / "benchmarks" / "orchestrator.md"
-CALLS = {1: 40, 16: 160}
+CALLS = {1: 30, 16: 96}
 ECHO_SERVICE = "novamind.bench.v1.Echo"
 
 

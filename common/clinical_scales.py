@@ -1,5 +1,7 @@
-"""Score ranges of the symptom instruments the mesh accepts, keyed by proto enum value.
+"""Score ranges of the symptom instruments, keyed by proto enum value.
 
+One table (common.synthetic.INSTRUMENT_RANGES, by column name) is the source;
+this is the same table keyed the way requests carry instruments.
 PHQ-9: 9 items scored 0-3, total 0-27 (Kroenke, Spitzer & Williams 2001,
 PMID 11556941). GAD-7: 7 items scored 0-3, total 0-21 (Spitzer et al. 2006,
 PMID 16717171). Mood and anxiety: daily self-ratings on 0-10 scales.
@@ -7,11 +9,16 @@ PMID 16717171). Mood and anxiety: daily self-ratings on 0-10 scales.
 
 from __future__ import annotations
 
+from common.synthetic import INSTRUMENT_RANGES as RANGES_BY_NAME
 from novamind.common.v1 import common_pb2
 
+INSTRUMENT_BY_NAME: dict[str, int] = {
+    "phq9": common_pb2.INSTRUMENT_PHQ9,
+    "gad7": common_pb2.INSTRUMENT_GAD7,
+    "mood": common_pb2.INSTRUMENT_MOOD,
+    "anxiety": common_pb2.INSTRUMENT_ANXIETY,
+}
+
 INSTRUMENT_RANGES: dict[int, tuple[float, float]] = {
-    common_pb2.INSTRUMENT_PHQ9: (0.0, 27.0),
-    common_pb2.INSTRUMENT_GAD7: (0.0, 21.0),
-    common_pb2.INSTRUMENT_MOOD: (0.0, 10.0),
-    common_pb2.INSTRUMENT_ANXIETY: (0.0, 10.0),
+    INSTRUMENT_BY_NAME[name]: limits for name, limits in RANGES_BY_NAME.items()
 }

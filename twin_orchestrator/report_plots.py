@@ -23,6 +23,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from common.clinical_scales import INSTRUMENT_RANGES
 from novamind.biometric.v1 import biometric_pb2
 from novamind.common.v1 import common_pb2
 from novamind.forecasting.v1 import forecasting_pb2
@@ -45,13 +46,6 @@ INSTRUMENT_LABELS: dict[int, str] = {
     common_pb2.INSTRUMENT_ANXIETY: "Anxiety",
 }
 
-#: Score range per instrument, as validated by the services (common.proto).
-INSTRUMENT_RANGES: dict[int, tuple[float, float]] = {
-    common_pb2.INSTRUMENT_PHQ9: (0.0, 27.0),
-    common_pb2.INSTRUMENT_GAD7: (0.0, 21.0),
-    common_pb2.INSTRUMENT_MOOD: (0.0, 10.0),
-    common_pb2.INSTRUMENT_ANXIETY: (0.0, 10.0),
-}
 
 #: Severity cut-points drawn on the fan charts. PHQ-9: 10 moderate, 15 moderately
 #: severe, 20 severe (Kroenke, Spitzer & Williams, J Gen Intern Med 2001;16:606,

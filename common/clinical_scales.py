@@ -19,6 +19,14 @@ INSTRUMENT_BY_NAME: dict[str, int] = {
     "anxiety": common_pb2.INSTRUMENT_ANXIETY,
 }
 
+#: How clinicians name each instrument (reports, summaries, recommendation texts).
+INSTRUMENT_LABELS: dict[int, str] = {
+    common_pb2.INSTRUMENT_PHQ9: "PHQ-9",
+    common_pb2.INSTRUMENT_GAD7: "GAD-7",
+    common_pb2.INSTRUMENT_MOOD: "Mood",
+    common_pb2.INSTRUMENT_ANXIETY: "Anxiety",
+}
+
 INSTRUMENT_RANGES: dict[int, tuple[float, float]] = {
     INSTRUMENT_BY_NAME[name]: limits for name, limits in RANGES_BY_NAME.items()
 }

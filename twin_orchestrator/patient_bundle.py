@@ -11,17 +11,12 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 
+from common.clinical_scales import INSTRUMENT_BY_NAME
 from common.proto_convert import to_timestamp
 from common.synthetic import Cohort
 from novamind.common.v1 import common_pb2
 from novamind.twin.v1 import twin_pb2
 
-INSTRUMENT_COLUMNS = {
-    "phq9": common_pb2.INSTRUMENT_PHQ9,
-    "gad7": common_pb2.INSTRUMENT_GAD7,
-    "mood": common_pb2.INSTRUMENT_MOOD,
-    "anxiety": common_pb2.INSTRUMENT_ANXIETY,
-}
 METRIC_COLUMNS = {
     "resting_heart_rate": common_pb2.BIOMETRIC_METRIC_RESTING_HEART_RATE,
     "hrv_rmssd": common_pb2.BIOMETRIC_METRIC_HRV_RMSSD,
@@ -69,7 +64,7 @@ def patient_data(
         return frame[(dates > lo) & (dates <= hi)]
 
     for row in in_window(symptoms).itertuples(index=False):
-        for column, instrument in INSTRUMENT_COLUMNS.items():
+        for column, instrument in INSTRUMENT_BY_NAME.items():
             value = getattr(row, column)
             if value is not None and not math.isnan(value):
                 obs = data.symptoms.add(instrument=instrument, score=float(value))

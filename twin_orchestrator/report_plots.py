@@ -23,7 +23,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from common.clinical_scales import INSTRUMENT_RANGES
+from common.clinical_scales import INSTRUMENT_LABELS, INSTRUMENT_RANGES
 from novamind.biometric.v1 import biometric_pb2
 from novamind.common.v1 import common_pb2
 from novamind.forecasting.v1 import forecasting_pb2
@@ -38,13 +38,6 @@ _GRID = "#e4e7eb"
 _OBSERVED = "#243b53"
 _FORECAST = "#2f6f8f"
 _RISK_SHADE = "#d64545"
-
-INSTRUMENT_LABELS: dict[int, str] = {
-    common_pb2.INSTRUMENT_PHQ9: "PHQ-9",
-    common_pb2.INSTRUMENT_GAD7: "GAD-7",
-    common_pb2.INSTRUMENT_MOOD: "Mood",
-    common_pb2.INSTRUMENT_ANXIETY: "Anxiety",
-}
 
 
 #: Severity cut-points drawn on the fan charts. PHQ-9: 10 moderate, 15 moderately

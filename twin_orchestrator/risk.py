@@ -6,9 +6,10 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, cast
 
+from common.clinical_scales import INSTRUMENT_LABELS
 from common.proto_convert import from_timestamp
 from novamind.common.v1 import common_pb2
-from twin_orchestrator.triggers import INSTRUMENT_NAMES, Context, risk_level_name, risk_level_value
+from twin_orchestrator.triggers import Context, risk_level_name, risk_level_value
 
 LOW = common_pb2.RISK_LEVEL_LOW
 ELEVATED = common_pb2.RISK_LEVEL_ELEVATED
@@ -58,7 +59,7 @@ def overall_risk(
                     continue
                 if from_timestamp(period.start_date) > window_end:
                     continue
-                name = INSTRUMENT_NAMES.get(item.instrument, "score")
+                name = INSTRUMENT_LABELS.get(item.instrument, "score")
                 severe = (
                     item.instrument == common_pb2.INSTRUMENT_PHQ9
                     and period.threshold >= float(thresholds["phq9_high"])

@@ -105,7 +105,7 @@ class TwinService:
                 response.forecast.result.CopyFrom(
                     sections.skipped(twin_pb2.SECTION_FORECAST, "not requested")
                 )
-            elif not sections.forecast_request(pseudonym, data, horizon).history:
+            elif not any(s.instrument in sections.FORECAST_INSTRUMENTS for s in data.symptoms):
                 response.forecast.result.CopyFrom(
                     sections.skipped(twin_pb2.SECTION_FORECAST, "no PHQ-9, GAD-7 or mood history")
                 )

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from common.clinical_scales import INSTRUMENT_LABELS
 from common.proto_convert import from_timestamp
 from novamind.common.v1 import common_pb2
 from novamind.forecasting.v1 import forecasting_pb2
 from novamind.pharmacogenomics.v1 import pharmacogenomics_pb2 as pgx_pb2
 from novamind.twin.v1 import twin_pb2
 from twin_orchestrator.triggers import (
-    INSTRUMENT_NAMES,
     METRIC_NAMES,
     SECTION_NAMES,
     phenotype_name,
@@ -46,7 +46,7 @@ def format_insights(response: twin_pb2.GenerateInsightsResponse) -> str:
             continue
         last = item.points[-1]
         lines.append(
-            f"\nForecast {INSTRUMENT_NAMES.get(item.instrument, '?')}: day {last.horizon_day} "
+            f"\nForecast {INSTRUMENT_LABELS.get(item.instrument, '?')}: day {last.horizon_day} "
             f"median {last.point:.1f} (interval {last.lower:.1f}–{last.upper:.1f}); "
             f"trend {_trend(item.trend)}"
         )
@@ -110,7 +110,7 @@ def format_progress(response: twin_pb2.GetPatientProgressResponse) -> str:
     lines = ["Timeline:"]
     for point in response.timeline:
         scores = ", ".join(
-            f"{INSTRUMENT_NAMES.get(s.instrument, '?')} {s.score:g}" for s in point.latest_scores
+            f"{INSTRUMENT_LABELS.get(s.instrument, '?')} {s.score:g}" for s in point.latest_scores
         )
         data_to = max((from_timestamp(s.observed_at) for s in point.latest_scores), default=None)
         as_of = f"data to {data_to:%Y-%m-%d}" if data_to else "no scores"
@@ -120,12 +120,12 @@ def format_progress(response: twin_pb2.GetPatientProgressResponse) -> str:
         )
     for trend in response.symptom_trends:
         lines.append(
-            f"Trend {INSTRUMENT_NAMES.get(trend.instrument, '?')}: "
+            f"Trend {INSTRUMENT_LABELS.get(trend.instrument, '?')}: "
             f"{trend.slope_per_week:+.2f}/week (change {trend.change:+.1f})"
         )
     for accuracy in response.forecast_accuracy:
         lines.append(
-            f"Forecast accuracy {INSTRUMENT_NAMES.get(accuracy.instrument, '?')} "
+            f"Forecast accuracy {INSTRUMENT_LABELS.get(accuracy.instrument, '?')} "
             f"(snapshot {accuracy.snapshot_id[:8]}): MAE {accuracy.mae:.2f} over "
             f"{accuracy.days_compared} days, {accuracy.interval_coverage:.0%} inside the interval"
         )

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from common.clinical_scales import INSTRUMENT_LABELS
 from common.proto_convert import from_timestamp
 from novamind.biometric.v1 import biometric_pb2
 from novamind.common.v1 import common_pb2
@@ -19,12 +20,6 @@ from novamind.forecasting.v1 import forecasting_pb2
 from novamind.pharmacogenomics.v1 import pharmacogenomics_pb2 as pgx_pb2
 from novamind.twin.v1 import twin_pb2
 
-INSTRUMENT_NAMES = {
-    common_pb2.INSTRUMENT_PHQ9: "PHQ-9",
-    common_pb2.INSTRUMENT_GAD7: "GAD-7",
-    common_pb2.INSTRUMENT_MOOD: "Mood",
-    common_pb2.INSTRUMENT_ANXIETY: "Anxiety",
-}
 METRIC_NAMES = {
     common_pb2.BIOMETRIC_METRIC_RESTING_HEART_RATE: "resting heart rate",
     common_pb2.BIOMETRIC_METRIC_HRV_RMSSD: "heart-rate variability",
@@ -109,7 +104,7 @@ def _period_fields(
     start = from_timestamp(period.start_date).date()
     end = from_timestamp(period.end_date).date()
     return {
-        "instrument": INSTRUMENT_NAMES.get(forecast.instrument, "score"),
+        "instrument": INSTRUMENT_LABELS.get(forecast.instrument, "score"),
         "threshold_label": period.threshold_label,
         "threshold": period.threshold,
         "start": start.isoformat(),
@@ -202,7 +197,7 @@ def worsening_trend(ctx: Context, params: Mapping[str, Any]) -> list[Match]:
     return [
         Match(
             {
-                "instrument": INSTRUMENT_NAMES.get(f.instrument, "score"),
+                "instrument": INSTRUMENT_LABELS.get(f.instrument, "score"),
                 "slope": f.trend.slope_per_week,
                 "p_value": f.trend.p_value,
             },
@@ -286,7 +281,7 @@ def key_biometric_indicator(ctx: Context, params: Mapping[str, Any]) -> list[Mat
         Match(
             {
                 "metric": METRIC_NAMES.get(k.metric, "a biometric"),
-                "indicator": INSTRUMENT_NAMES.get(k.indicator, "symptoms").lower(),
+                "indicator": INSTRUMENT_LABELS.get(k.indicator, "symptoms").lower(),
                 "lead_days": k.lead_days,
                 "strength": k.strength,
                 "reading": k.reading,

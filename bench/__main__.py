@@ -1,4 +1,9 @@
-"""`make bench` / `python -m bench [name ...]`: run the benchmarks and write docs/benchmarks/."""
+"""`make bench` / `python -m bench [name ...] [options]`: run benchmarks, write docs/benchmarks/.
+
+Arguments that name a benchmark choose which run (all when none is named); every
+other argument is passed on to each chosen benchmark, e.g.
+``python -m bench forecasting --quick``.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +14,13 @@ BENCHMARKS = ("forecasting", "biometric", "pharmacogenomics", "orchestrator")
 
 
 def main(argv: list[str]) -> int:
-    chosen = argv or list(BENCHMARKS)
+    names = [arg for arg in argv if arg in BENCHMARKS]
+    options = [arg for arg in argv if arg not in BENCHMARKS]
     failures = 0
-    for name in chosen:
-        try:
-            module = importlib.import_module(f"bench.{name}")
-        except ModuleNotFoundError:
-            print(f"bench.{name}: not present, skipped")
-            continue
-        print(f"== bench.{name}")
-        failures += int(module.main([]) != 0)
+    for name in names or list(BENCHMARKS):
+        module = importlib.import_module(f"bench.{name}")
+        print(f"== bench.{name}", flush=True)
+        failures += int(module.main(options) != 0)
     return 1 if failures else 0
 
 

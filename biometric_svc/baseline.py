@@ -143,12 +143,16 @@ def current_baselines(biometrics: FloatArray, window_days: int) -> tuple[MetricB
         if values.size < MIN_BASELINE_DAYS:
             continue
         median = float(np.median(values))
+        scaled = np.log1p(np.clip(values, 0.0, None)) if name in LOG_SCALE_METRICS else values
+        scale_median = float(np.median(scaled))
         baselines.append(
             MetricBaseline(
                 metric=name,
                 median=median,
                 mad=float(np.median(np.abs(values - median))),
                 days=int(values.size),
+                scale_median=scale_median,
+                scale_mad=float(np.median(np.abs(scaled - scale_median))),
             )
         )
     return tuple(baselines)
@@ -157,3 +161,16 @@ def current_baselines(biometrics: FloatArray, window_days: int) -> tuple[MetricB
 def robust_sd(baseline: MetricBaseline) -> float:
     """The baseline's SD estimate, 1.4826 * MAD with the metric's floor."""
     return MAD_TO_SD * max(baseline.mad, NATURAL_MAD_FLOOR[baseline.metric])
+
+
+def alert_limit(baseline: MetricBaseline, robust_sds: float) -> float:
+    """The value ``robust_sds`` robust SD from the median (signed), in natural units.
+
+    Computed on the z-score scale, so an alert fires on the days anomaly
+    detection calls the same departure, and a limit below the median of a
+    log-scale metric stays positive however wide its spread.
+    """
+    if baseline.metric not in LOG_SCALE_METRICS:
+        return baseline.median + robust_sds * robust_sd(baseline)
+    spread = MAD_TO_SD * max(baseline.scale_mad, MAD_FLOOR[baseline.metric])
+    return float(np.expm1(baseline.scale_median + robust_sds * spread))

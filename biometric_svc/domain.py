@@ -261,9 +261,13 @@ class MissingSpan:
 @dataclass(frozen=True)
 class MetricBaseline:
     metric: str
-    median: float
-    mad: float
+    median: float  # natural units
+    mad: float  # natural units
     days: int
+    #: Median and MAD on the scale z-scores use: log1p for right-skewed metrics
+    #: (HRV, steps, active minutes), natural units otherwise.
+    scale_median: float = 0.0
+    scale_mad: float = 0.0
 
 
 @dataclass(frozen=True)

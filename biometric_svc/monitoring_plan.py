@@ -5,8 +5,10 @@ Rules, in priority order:
 1. Key indicators (biometrics that significantly lead a symptom indicator)
    come first, in their rank order. The alert is one-sided, in the direction
    that precedes worsening, at 2 robust SD (2 x 1.4826 x MAD) from the
-   patient's 28-day median: a z of 2 is already unusual for that patient, and
-   a leading signal is worth acting on early. A lead of 2 days or less leaves
+   patient's 28-day median (on a log scale for HRV, steps and active
+   minutes, as in anomaly detection, so a limit can never go negative): a z
+   of 2 is already unusual for that patient, and a leading signal is worth
+   acting on early. A lead of 2 days or less leaves
    no time for a daily review, so such metrics are watched continuously with
    automatic alerts; longer leads are reviewed daily.
 2. Other metrics with data on at least half of the days are reviewed weekly,
@@ -25,7 +27,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from biometric_svc.baseline import current_baselines, robust_sd
+from biometric_svc.baseline import LOG_SCALE_METRICS, alert_limit, current_baselines
 from biometric_svc.domain import (
     INSTRUMENT_LABELS,
     METRIC_LABELS,
@@ -102,14 +104,15 @@ def _key_metric(
     )
     if baseline is None:
         return frequency, None, None, reason + " Too few recent days for a personal threshold."
-    limit = baseline.median + key.worsening_direction * KEY_ALERT_SD * robust_sd(baseline)
+    limit = alert_limit(baseline, key.worsening_direction * KEY_ALERT_SD)
     threshold = _threshold(key.metric, limit)
     if threshold is None:
         return frequency, None, None, reason + " The 2-SD threshold falls outside the valid range."
     side = "below" if key.worsening_direction < 0 else "above"
     reason += (
-        f" Alert {side} {_fmt(key.metric, threshold)}: 2 robust SD {side} the 28-day median "
-        f"of {_fmt(key.metric, baseline.median)}."
+        f" Alert {side} {_fmt(key.metric, threshold)}: 2 robust SD"
+        f"{' on a log scale' if key.metric in LOG_SCALE_METRICS else ''} {side} the 28-day "
+        f"median of {_fmt(key.metric, baseline.median)}."
     )
     if key.worsening_direction < 0:
         return frequency, threshold, None, reason
@@ -127,9 +130,8 @@ def _other_metric(
             f"{label.capitalize()} has data on only {fraction:.0%} of days: too sparse for a "
             "personal baseline; more consistent wear would make it usable.",
         )
-    spread = OTHER_ALERT_SD * robust_sd(baseline)
-    below = _threshold(metric, baseline.median - spread)
-    above = _threshold(metric, baseline.median + spread)
+    below = _threshold(metric, alert_limit(baseline, -OTHER_ALERT_SD))
+    above = _threshold(metric, alert_limit(baseline, OTHER_ALERT_SD))
     bounds = " and ".join(
         text
         for text in (
@@ -142,7 +144,8 @@ def _other_metric(
         f"No significant lead on symptoms; reviewed weekly for large departures from the "
         f"28-day median of {_fmt(metric, baseline.median)}"
     )
-    reason += f" (alert {bounds}: 3 robust SD)." if bounds else "."
+    scale = " on a log scale" if metric in LOG_SCALE_METRICS else ""
+    reason += f" (alert {bounds}: 3 robust SD{scale})." if bounds else "."
     return below, above, reason
 
 

@@ -40,7 +40,7 @@ MAX_INDICATORS: Final = 100_000
 #: Indices reported per broken rule; the rest are counted.
 _EXAMPLES_PER_RULE: Final = 3
 
-DEFAULT_LOOKBACK_DAYS: Final = 90
+DEFAULT_LOOKBACK_DAYS: Final = 180
 LOOKBACK_RANGE: Final = (14, 730)
 DEFAULT_MAX_LAG_DAYS: Final = 14
 MAX_LAG_RANGE: Final = (1, 30)

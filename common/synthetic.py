@@ -31,6 +31,26 @@ Latent depressive severity (PHQ-9 points, 0..27)
   ``relapse_rate_per_year``. An episode rises linearly over 5..10 days to a
   peak severity drawn from 16..25 (so relapses reach PHQ-9 >= 15 and often
   >= 20) and then decays exponentially with a time constant of 14..35 days.
+  A share ``prodrome_fraction`` (default 0.9) of onsets is preceded by a
+  *prodrome*: subsyndromal symptoms that build up linearly over 7..28 days to
+  2..5 PHQ-9 points on the day before onset, from where the episode rises as
+  above. At least 80 % of people with a mood disorder can name prodromal
+  symptoms, and depressive prodromes last a mean of just under 19 days (range
+  2..365; Jackson, Cavanagh & Scott 2003, systematic review, PMID 12738039);
+  the default share 0.9 sits inside "at least 80 %".
+  Biometrics carry the prodrome in two ways. A coupled metric follows
+  severity (below), so the build-up shows there ``lag_days`` earlier still.
+  And in *every* patient with a prodrome the biometrics grow unstable:
+  zero-mean extra day-to-day noise whose SD rises with the build-up to 1.5..3
+  times the metric's own noise SD at onset (drawn per patient and metric)
+  and fades over the episode's first week (time constant 7 days). Rising
+  variance before a depressive transition ("critical slowing down") was
+  shown in mood self-ratings by van de Leemput et al. 2014 (PNAS, PMID
+  24324144); carrying it over to wearables, and its size, are modelling
+  choices. Being zero-mean it moves no level, so uncoupled biometrics stay
+  uncorrelated with symptom levels. The prodrome draws use their own random
+  stream, so turning it off (``prodrome_fraction=0``) leaves every other draw
+  of the cohort unchanged.
 * ``weekly``: weekdays slightly worse than weekends (zero-mean pattern,
   weekend days ``-a``, weekdays ``+0.4 a``), ``a`` 0.3..1.0 PHQ-9 points for
   ``"default"`` dynamics; weekend mood is better than weekday mood in
@@ -268,6 +288,11 @@ _FAST_SATURATION: Final = 3.0
 _SUSTAINED_MAX: Final = 1.5
 _SUSTAINED_SCALE: Final = 6.0  # PHQ-9 points
 _RELAPSE_REFRACTORY_DAYS: Final = 28.0
+_PRODROME_DAYS: Final = (7, 28)  # inclusive; Jackson et al. 2003: mean < 19 days
+_PRODROME_POINTS: Final = (2.0, 5.0)  # PHQ-9 points reached the day before onset
+_PRODROME_INSTABILITY_SD: Final = (1.5, 3.0)  # extra noise at onset, in noise SDs, per metric
+_PRODROME_FADE_DAYS: Final = 7.0
+_PRODROME_STREAM: Final = 0x9D0  # seeds the prodrome's own random stream
 _MISSING_RUN_MEAN_DAYS: Final = 3.0
 _MISSING_RUN_MAX_DAYS: Final = 14
 _ARTEFACT_RATE: Final = 0.002
@@ -321,6 +346,7 @@ class CohortConfig:
     start_date: datetime.date = datetime.date(2026, 1, 1)
     coupled_fraction: float = 0.7
     relapse_rate_per_year: float = 2.0
+    prodrome_fraction: float = 0.9
     missing_rate: float = 0.05
     dynamics: str = "default"
 
@@ -333,6 +359,8 @@ class CohortConfig:
             raise ValueError("coupled_fraction must be within 0..1")
         if self.relapse_rate_per_year < 0.0:
             raise ValueError("relapse_rate_per_year must be >= 0")
+        if not 0.0 <= self.prodrome_fraction <= 1.0:
+            raise ValueError("prodrome_fraction must be within 0..1")
         if not 0.0 <= self.missing_rate < 0.9:
             raise ValueError("missing_rate must be within 0..0.9")
         if self.dynamics not in _DYNAMICS:
@@ -358,7 +386,8 @@ class CohortTruth:
         None), direction (+1/-1 sign of the lead metric's change when symptoms
         worsen; 0 when uncoupled), secondary_metrics (tuple of weaker coupled
         METRICS names).
-    relapse_onsets: patient_id, onset_date (onsets inside the cohort window only).
+    relapse_onsets: patient_id, onset_date, prodrome_days (0 = none) (onsets inside
+        the cohort window only).
     latent_severity: patient_id, date, severity (PHQ-9 points).
     artefacts: patient_id, date, metric of injected artefact spikes (not caused by symptoms).
     """
@@ -436,7 +465,10 @@ def generate_cohort(config: CohortConfig = CohortConfig()) -> Cohort:
     patients, phenotypes = _sample_patients(rng, patient_ids)
     trials = _simulate_trials(rng, patients, phenotypes, dyn, n_days)
     level = _treated_level(patients["baseline_phq9"].to_numpy(np.float64), trials, n_ext)
-    relapse, onsets = _relapses(rng, level, config.relapse_rate_per_year)
+    prodrome_rng = np.random.default_rng([config.seed, _PRODROME_STREAM])
+    relapse, onsets, prodrome = _relapses(
+        rng, prodrome_rng, level, config.relapse_rate_per_year, config.prodrome_fraction
+    )
     severity, fluctuation = _severity(rng, level, relapse, weekday, dyn)
     sustained = level + relapse
 
@@ -444,6 +476,7 @@ def generate_cohort(config: CohortConfig = CohortConfig()) -> Cohort:
     symptom_values = _symptom_readouts(rng, severity[:, :n_days], couplings, dyn)
     drive = _coupling_drive(sustained, fluctuation, couplings.lag, n_days)
     biometric_values, artefact_mask = _biometrics(rng, drive, couplings, weekday, dyn)
+    _add_prodrome(prodrome_rng, biometric_values, prodrome[:, :n_days], dyn)
 
     symptom_missing = _missing_runs(rng, n, n_days, config.missing_rate)
     biometric_missing = _missing_runs(rng, n, n_days, config.missing_rate)
@@ -822,12 +855,19 @@ def _treated_level(baseline: FloatArray, trials: _Trials, n_ext: int) -> FloatAr
 
 
 def _relapses(
-    rng: np.random.Generator, level: FloatArray, rate_per_year: float
-) -> tuple[FloatArray, list[tuple[int, int]]]:
+    rng: np.random.Generator,
+    prodrome_rng: np.random.Generator,
+    level: FloatArray,
+    rate_per_year: float,
+    prodrome_fraction: float,
+) -> tuple[FloatArray, list[tuple[int, int, int]], FloatArray]:
+    """Relapse severity, onsets (patient, day, prodrome days or 0) and the prodrome's
+    build-up (0..1) per day."""
     n, n_ext = int(level.shape[0]), int(level.shape[1])
     relapse = np.zeros((n, n_ext), dtype=np.float64)
+    prodrome = np.zeros((n, n_ext), dtype=np.float64)
     if rate_per_year <= 0.0:
-        return relapse, []
+        return relapse, [], prodrome
     mean_interval = 365.0 / rate_per_year
     mean_gap = max(mean_interval - _RELAPSE_REFRACTORY_DAYS, 1.0)
     n_gaps = math.ceil(n_ext / _RELAPSE_REFRACTORY_DAYS) + 2
@@ -844,18 +884,56 @@ def _relapses(
     amplitude = np.maximum(peak - level[patient_index, onset_day], 4.0)
     since = np.arange(n_ext, dtype=np.float64)[None, :] - onset_day[:, None]
     rise_col, decay_col = rise[:, None], decay[:, None]
+
+    # Prodrome: a linear build-up to ``prodrome_level`` (share of the amplitude) on the
+    # day before onset; the episode then rises from there to its peak.
+    has_prodrome = prodrome_rng.random(count) < prodrome_fraction
+    prodrome_days = prodrome_rng.integers(_PRODROME_DAYS[0], _PRODROME_DAYS[1] + 1, count)
+    prodrome_points = prodrome_rng.uniform(*_PRODROME_POINTS, count)
+    prodrome_level = np.where(has_prodrome, np.minimum(prodrome_points / amplitude, 0.5), 0.0)
+    length_col, level_col = prodrome_days.astype(np.float64)[:, None], prodrome_level[:, None]
+    build_up = level_col * np.clip((since + length_col + 1.0) / length_col, 0.0, 1.0)
+    episode_rise = level_col + (1.0 - level_col) * (since + 1.0) / rise_col
     shape = np.where(
         since < 0,
-        0.0,
+        build_up,
         np.where(
             since < rise_col,
-            (since + 1.0) / rise_col,
+            episode_rise,
             np.exp(-(since - rise_col + 1.0) / decay_col),
         ),
     )
     np.add.at(relapse, patient_index, amplitude[:, None] * shape)
-    onsets = list(zip(patient_index.tolist(), onset_day.tolist(), strict=True))
-    return relapse, onsets
+    # The physiological side: full at onset, fading over the first week of the episode.
+    fade = np.exp(-np.maximum(since, 0.0) / _PRODROME_FADE_DAYS)
+    signal = np.where(since < 0, build_up / np.maximum(level_col, 1e-9), fade)
+    np.maximum.at(prodrome, patient_index, np.where(has_prodrome[:, None], signal, 0.0))
+    lengths = np.where(has_prodrome, prodrome_days, 0)
+    onsets = list(zip(patient_index.tolist(), onset_day.tolist(), lengths.tolist(), strict=True))
+    return relapse, onsets, prodrome
+
+
+def _add_prodrome(
+    rng: np.random.Generator,
+    values: dict[str, FloatArray],
+    prodrome: FloatArray,
+    dyn: _Dynamics,
+) -> None:
+    """Make every patient's biometrics unstable during a prodrome (zero-mean extra noise).
+
+    The extra day-to-day noise has SD ``gain x prodrome x metric noise SD``; it
+    moves no metric's level, so it creates no correlation with symptom levels
+    in patients whose biometrics are uncoupled.
+    """
+    n = int(prodrome.shape[0])
+    gains = rng.uniform(*_PRODROME_INSTABILITY_SD, (n, len(METRICS)))
+    for j, name in enumerate(METRICS):
+        model = _METRIC_MODELS[name]
+        sd = model.noise_sd * dyn.biometric_noise_scale
+        shift = gains[:, j][:, None] * prodrome * sd * rng.standard_normal(prodrome.shape)
+        current = values[name]
+        shifted: FloatArray = current * np.exp(shift) if model.log_scale else current + shift
+        values[name] = np.round(np.clip(shifted, *model.bounds), model.decimals).astype(np.float64)
 
 
 def _ar1(
@@ -889,13 +967,19 @@ def _severity(
 
 
 def _onsets_frame(
-    onsets: list[tuple[int, int]], patient_ids: list[str], dates: pd.DatetimeIndex, n_days: int
+    onsets: list[tuple[int, int, int]],
+    patient_ids: list[str],
+    dates: pd.DatetimeIndex,
+    n_days: int,
 ) -> pd.DataFrame:
-    kept = sorted((p, d) for p, d in onsets if d < n_days)
+    kept = sorted(onset for onset in onsets if onset[1] < n_days)
     return pd.DataFrame(
         {
-            "patient_id": pd.Series([patient_ids[p] for p, _ in kept], dtype="str"),
-            "onset_date": pd.Series(dates.to_numpy()[[d for _, d in kept]], dtype="datetime64[ns]"),
+            "patient_id": pd.Series([patient_ids[p] for p, _, _ in kept], dtype="str"),
+            "onset_date": pd.Series(
+                dates.to_numpy()[[d for _, d, _ in kept]], dtype="datetime64[ns]"
+            ),
+            "prodrome_days": np.array([length for _, _, length in kept], dtype=np.int64),
         }
     )
 

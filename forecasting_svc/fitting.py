@@ -198,7 +198,12 @@ def _base_for(kind: str, rows: EvaluationRows, weights: EnsembleWeights) -> Floa
 
 def _fit_calibrator(panel: Panel, rows: EvaluationRows, base: FloatArray) -> ConformalCalibrator:
     return ConformalCalibrator.fit(
-        panel.instrument[rows.series], rows.horizons, base, rows.target, len(INSTRUMENT_ORDER)
+        panel.instrument[rows.series],
+        panel.history_days(rows.series, rows.origins),
+        rows.horizons,
+        base,
+        rows.target,
+        len(INSTRUMENT_ORDER),
     )
 
 
@@ -207,7 +212,10 @@ def _calibrated_rows(
 ) -> FloatArray:
     """(M, len(TAU_GRID)) calibrated quantile function of each row, clipped to 0..1."""
     code = panel.instrument[rows.series]
-    values = calibrator.quantile_function(code, rows.horizons[:, None], base[:, None, :])[:, 0]
+    history = panel.history_days(rows.series, rows.origins)
+    values = calibrator.quantile_function(code, history, rows.horizons[:, None], base[:, None, :])[
+        :, 0
+    ]
     result: FloatArray = np.clip(values, 0.0, 1.0)
     return result
 
@@ -281,9 +289,8 @@ def fit_models(panel: Panel, config: FitConfig, progress: Progress | None = None
         config.transformer,
         lambda epoch, train, val: tick(f"train {train:.4f} val {val:.4f}"),
     )
-    placeholder = ConformalCalibrator.fit(
-        np.zeros(1, np.int64), np.ones(1, np.int64), np.zeros((1, 3)), np.zeros(1), 1
-    )
+    one = np.ones(1, np.int64)
+    placeholder = ConformalCalibrator.fit(one - 1, one, one, np.zeros((1, 3)), np.zeros(1), 1)
     models = ForecastModels(
         transformer=transformer_fit.model,
         xgboost=XGBoostForecaster(xgb_fit.booster),

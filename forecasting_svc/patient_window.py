@@ -33,6 +33,9 @@ class PatientWindow:
     instruments: tuple[Instrument, ...]
     last_day: date
     observed_days: tuple[int, ...]
+    #: Days from each instrument's first observation (in the whole request, not only
+    #: the window) to the last day, inclusive: the history length the intervals use.
+    history_days: tuple[int, ...]
 
     @property
     def n_days(self) -> int:
@@ -60,6 +63,14 @@ def build_window(request: ForecastRequest, n_days: int) -> PatientWindow:
     stamped = [o for o in request.history if o.observed_at is not None and o.instrument]
     last_day = max(_day(o.observed_at) for o in stamped if o.observed_at is not None)
     first_day = last_day - timedelta(days=n_days - 1)
+
+    first_seen: dict[Instrument, date] = {}
+    for observation in stamped:
+        if observation.observed_at is None or observation.instrument is None:
+            continue
+        day = _day(observation.observed_at)
+        if day < first_seen.get(observation.instrument, day + timedelta(days=1)):
+            first_seen[observation.instrument] = day
 
     sums: dict[Instrument, FloatArray] = defaultdict(lambda: np.zeros(n_days))
     counts: dict[Instrument, FloatArray] = defaultdict(lambda: np.zeros(n_days))
@@ -114,4 +125,5 @@ def build_window(request: ForecastRequest, n_days: int) -> PatientWindow:
         group=np.zeros(rows, dtype=np.int64),
     )
     observed_days = tuple(int((counts[i] > 0).sum()) for i in instruments)
-    return PatientWindow(panel, instruments, last_day, observed_days)
+    history_days = tuple((last_day - first_seen[i]).days + 1 for i in instruments)
+    return PatientWindow(panel, instruments, last_day, observed_days, history_days)

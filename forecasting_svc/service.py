@@ -160,6 +160,7 @@ class ForecastingService:
                 horizons,
                 choices,
                 explain=True,
+                history_days=np.array([d for _, w in usable for d in w.history_days], np.int64),
             )
         cursor = 0
         for job, window in zip(jobs, windows, strict=True):

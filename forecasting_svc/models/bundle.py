@@ -177,10 +177,14 @@ class ForecastModels:
         *,
         explain: bool = False,
         features: TabularFeatures | None = None,
+        history_days: IntArray | None = None,
     ) -> list[SeriesPrediction]:
         """Forecast each (series, origin) ``horizons[i]`` days ahead with model ``choices[i]``.
 
         All series go through each model in one call (this is the batched model call).
+        ``history_days`` (days of history at each origin, which picks the conformal
+        table) defaults to what ``panel`` shows; a caller whose panel is a window cut
+        from a longer history passes the true lengths.
         """
         features = features if features is not None else TabularFeatures.build(panel)
         count = len(series)
@@ -220,6 +224,7 @@ class ForecastModels:
                 if explain:
                     shap = self._explain(features, series, origins, horizons, x_index)
 
+        history = history_days if history_days is not None else panel.history_days(series, origins)
         results: list[SeriesPrediction] = []
         for i in range(count):
             h = int(horizons[i])
@@ -232,7 +237,9 @@ class ForecastModels:
                 base = self.weights.combine(t_base[i, :h], x_base[i, :h], steps)
             calibrator = self.calibrators[choices[i]]
             code = panel.instrument[series[i : i + 1]]
-            tau_values = calibrator.quantile_function(code, steps, base[None])[0]
+            tau_values = calibrator.quantile_function(code, history[i : i + 1], steps, base[None])[
+                0
+            ]
             results.append(
                 SeriesPrediction(
                     tau_values=np.clip(tau_values, 0.0, 1.0),

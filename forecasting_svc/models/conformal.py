@@ -8,8 +8,8 @@ or ensemble weighting) each observed target ``y`` becomes a *scaled residual*
     z = (y - m) / (q90 - m)   otherwise,
 
 so the model's own uncertainty sets the scale and the data set the shape.
-For each instrument and horizon group the empirical quantiles of ``z`` are
-stored on a fixed grid of levels, with the finite-sample split-conformal
+For each instrument, history-length bin and horizon group the empirical
+quantiles of ``z`` are stored on a fixed grid of levels, with the finite-sample split-conformal
 adjustment (the ceil((n + 1) tau) / n order statistic above the median, the
 floor one below). A forecast's quantile at level tau is then
 ``m + g(Q_z(tau))`` with g scaling negative z by the lower and positive z by
@@ -17,6 +17,14 @@ the upper spread; this is monotone in tau, so quantiles never cross, and the
 central interval at coverage c is [value((1 - c) / 2), value((1 + c) / 2)].
 Under exchangeability of calibration and test series, each one-sided tail
 then holds its nominal (1 - c) / 2, which is what gives the requested coverage.
+
+Why history length is a key (Mondrian conformal): how well a model's spread
+matches its error depends on how much of the series it has seen. Pooled over
+all origins, 80 % intervals covered 83 % of targets after less than four weeks
+of history and 77-79 % after three months or more; marginally right,
+conditionally wrong for the long histories a clinic typically sends. Keying
+the residual tables by the days of observed history at the forecast origin
+makes coverage hold within each bin.
 """
 
 from __future__ import annotations
@@ -64,9 +72,12 @@ HORIZON_GROUPS: Final = (
     (46, 60),
     (61, 90),
 )
+#: Lower edges of the history-length bins: days from a series' first observation to the origin.
+HISTORY_BINS: Final = (0, 28, 56, 90)
 #: Smallest spread used as a scale (0..1 score units): ~0.3 PHQ-9 points.
 MIN_SPREAD: Final = 0.01
-#: Below this many residuals a cell borrows the pooled residuals of its horizon group.
+#: Below this many residuals a cell borrows pooled residuals: of its history bin and horizon
+#: group over all instruments, else of its horizon group, else of everything.
 MIN_CELL_SIZE: Final = 50
 COVERAGE_LEVELS: Final = (0.5, 0.8, 0.9, 0.95)
 
@@ -76,6 +87,15 @@ def horizon_group(horizons: npt.ArrayLike) -> IntArray:
     upper = np.array([high for _, high in HORIZON_GROUPS])
     result: IntArray = np.searchsorted(upper, np.asarray(horizons), side="left").astype(np.int64)
     return np.minimum(result, len(HORIZON_GROUPS) - 1)
+
+
+def history_bin(history_days: npt.ArrayLike) -> IntArray:
+    """Index into HISTORY_BINS of each history length in days (>= 0)."""
+    edges = np.asarray(HISTORY_BINS)
+    result: IntArray = (np.searchsorted(edges, np.asarray(history_days), side="right") - 1).astype(
+        np.int64
+    )
+    return np.maximum(result, 0)
 
 
 def spreads(base: FloatArray) -> tuple[FloatArray, FloatArray]:
@@ -106,10 +126,10 @@ def conformal_quantiles(scores: FloatArray) -> FloatArray:
 
 @dataclass(frozen=True)
 class ConformalCalibrator:
-    """Scaled-residual quantiles per (instrument, horizon group) on TAU_GRID."""
+    """Scaled-residual quantiles per (instrument, history bin, horizon group) on TAU_GRID."""
 
-    table: FloatArray  # (n_instruments, n_groups, len(TAU_GRID))
-    counts: IntArray  # (n_instruments, n_groups) residuals behind each cell
+    table: FloatArray  # (n_instruments, n_history_bins, n_groups, len(TAU_GRID))
+    counts: IntArray  # (n_instruments, n_history_bins, n_groups) residuals behind each cell
     coverage_levels: tuple[float, ...] = COVERAGE_LEVELS
     empirical_coverage: tuple[float, ...] = ()  # cross-fitted, one per coverage level
 
@@ -117,44 +137,56 @@ class ConformalCalibrator:
     def fit(
         cls,
         instrument: IntArray,
+        history_days: IntArray,
         horizons: IntArray,
         base: FloatArray,
         target: FloatArray,
         n_instruments: int,
     ) -> ConformalCalibrator:
-        """Fit from calibration rows: instrument code, horizon, base quantiles (M, 3), target."""
+        """Fit from calibration rows: instrument code, days of history at the origin,
+        horizon, base quantiles (M, 3) and target."""
         z = scaled_residuals(base, target)
         groups = horizon_group(horizons)
-        n_groups = len(HORIZON_GROUPS)
-        table = np.zeros((n_instruments, n_groups, len(TAU_GRID)))
-        counts = np.zeros((n_instruments, n_groups), dtype=np.int64)
+        bins = history_bin(history_days)
+        n_groups, n_bins = len(HORIZON_GROUPS), len(HISTORY_BINS)
+        table = np.zeros((n_instruments, n_bins, n_groups, len(TAU_GRID)))
+        counts = np.zeros((n_instruments, n_bins, n_groups), dtype=np.int64)
         pooled_all = conformal_quantiles(z) if len(z) else np.zeros(len(TAU_GRID))
         for g in range(n_groups):
             in_group = groups == g
-            pooled = conformal_quantiles(z[in_group]) if in_group.sum() >= MIN_CELL_SIZE else None
-            for i in range(n_instruments):
-                cell = in_group & (instrument == i)
-                counts[i, g] = int(cell.sum())
-                if counts[i, g] >= MIN_CELL_SIZE:
-                    table[i, g] = conformal_quantiles(z[cell])
-                else:
-                    table[i, g] = pooled if pooled is not None else pooled_all
+            by_group = (
+                conformal_quantiles(z[in_group]) if in_group.sum() >= MIN_CELL_SIZE else pooled_all
+            )
+            for b in range(n_bins):
+                in_bin = in_group & (bins == b)
+                by_bin = (
+                    conformal_quantiles(z[in_bin]) if in_bin.sum() >= MIN_CELL_SIZE else by_group
+                )
+                for i in range(n_instruments):
+                    cell = in_bin & (instrument == i)
+                    counts[i, b, g] = int(cell.sum())
+                    if counts[i, b, g] >= MIN_CELL_SIZE:
+                        table[i, b, g] = conformal_quantiles(z[cell])
+                    else:
+                        table[i, b, g] = by_bin
         return cls(table=table, counts=counts)
 
     def with_coverage(self, coverage: tuple[float, ...]) -> ConformalCalibrator:
         return ConformalCalibrator(self.table, self.counts, self.coverage_levels, coverage)
 
     def quantile_function(
-        self, instrument: IntArray, horizons: IntArray, base: FloatArray
+        self, instrument: IntArray, history_days: IntArray, horizons: IntArray, base: FloatArray
     ) -> FloatArray:
         """Calibrated values (S, H, len(TAU_GRID)) for base quantiles (S, H, 3).
 
-        ``instrument`` is (S,); ``horizons`` is (H,) shared by all series, or (S, H).
+        ``instrument`` and ``history_days`` are (S,); ``horizons`` is (H,) shared by
+        all series, or (S, H).
         """
         groups = horizon_group(horizons)
         if groups.ndim == 1:
             groups = np.broadcast_to(groups[None, :], (len(instrument), len(groups)))
-        z = self.table[instrument[:, None], groups]  # (S, H, K)
+        bins = history_bin(history_days)
+        z = self.table[instrument[:, None], bins[:, None], groups]  # (S, H, K)
         lower, upper = spreads(base)
         scaled = np.where(z < 0, z * lower[..., None], z * upper[..., None])
         result: FloatArray = base[..., 1][..., None] + scaled
@@ -172,6 +204,7 @@ class ConformalCalibrator:
         return {
             "tau_grid": [float(t) for t in TAU_GRID],
             "horizon_groups": [list(g) for g in HORIZON_GROUPS],
+            "history_bins": list(HISTORY_BINS),
             "table": self.table.round(6).tolist(),
             "counts": self.counts.tolist(),
             "coverage_levels": list(self.coverage_levels),
@@ -186,8 +219,13 @@ class ConformalCalibrator:
             raise ValueError("calibrator: tau grid differs from this code's grid")
         if [tuple(g) for g in raw["horizon_groups"]] != list(HORIZON_GROUPS):
             raise ValueError("calibrator: horizon groups differ from this code's groups")
+        if tuple(raw.get("history_bins", ())) != HISTORY_BINS:
+            raise ValueError(
+                "calibrator: history bins differ from this code's bins (retrain the models)"
+            )
         table = np.asarray(raw["table"], dtype=np.float64)
-        if table.ndim != 3 or table.shape[1:] != (len(HORIZON_GROUPS), len(TAU_GRID)):
+        expected = (len(HISTORY_BINS), len(HORIZON_GROUPS), len(TAU_GRID))
+        if table.ndim != 4 or table.shape[1:] != expected:
             raise ValueError("calibrator: table has the wrong shape")
         return cls(
             table=table,

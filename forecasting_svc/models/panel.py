@@ -67,6 +67,13 @@ class Panel:
         days = np.arange(self.n_days, dtype=np.int64)[None, :]
         return ((self.first_weekday[:, None] + days) % 7).astype(np.int64)
 
+    def history_days(self, series: IntArray, origins: IntArray) -> IntArray:
+        """Days from each series' first observed value up to and including ``origins`` (>= 0)."""
+        observed = np.isfinite(self.values)
+        first = np.where(observed.any(axis=1), observed.argmax(axis=1), self.n_days)
+        result: IntArray = np.maximum(origins - first[series] + 1, 0).astype(np.int64)
+        return result
+
     def take(self, rows: npt.ArrayLike) -> Panel:
         index = np.asarray(rows, dtype=np.int64)
         return Panel(

@@ -378,3 +378,79 @@ def test_deterioration_labels_flag_days_before_an_onset(cohort: Cohort) -> None:
         assert row.label == int(expected)
     positives_per_onset = labels["label"].sum() / len(cohort.truth.relapse_onsets)
     assert 5.0 <= positives_per_onset <= 7.0  # 7 days per onset, fewer at the window start
+
+
+# --- relapse prodrome -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def without_prodrome() -> Cohort:
+    return generate_cohort(CohortConfig(n_patients=300, seed=11, prodrome_fraction=0.0))
+
+
+def test_prodrome_share_and_length_follow_the_configuration(cohort: Cohort) -> None:
+    lengths = cohort.truth.relapse_onsets["prodrome_days"].to_numpy()
+    with_prodrome = lengths[lengths > 0]
+    assert 0.82 <= len(with_prodrome) / len(lengths) <= 0.97  # configured 0.9
+    assert with_prodrome.min() >= 7 and with_prodrome.max() <= 28
+
+
+def test_turning_the_prodrome_off_changes_nothing_else(
+    cohort: Cohort, without_prodrome: Cohort
+) -> None:
+    pd.testing.assert_frame_equal(cohort.patients, without_prodrome.patients)
+    pd.testing.assert_frame_equal(cohort.medications, without_prodrome.medications)
+    pd.testing.assert_frame_equal(cohort.truth.couplings, without_prodrome.truth.couplings)
+    pd.testing.assert_frame_equal(
+        cohort.truth.relapse_onsets[["patient_id", "onset_date"]],
+        without_prodrome.truth.relapse_onsets[["patient_id", "onset_date"]],
+    )
+    assert (without_prodrome.truth.relapse_onsets["prodrome_days"] == 0).all()
+    # Severity differs only before onsets that have a prodrome (and the episodes they lead into).
+    assert not cohort.truth.latent_severity.equals(without_prodrome.truth.latent_severity)
+
+
+def _daily(frame: pd.DataFrame, column: str, cohort: Cohort) -> FloatArray:
+    return frame[column].to_numpy(np.float64).reshape(cohort.config.n_patients, -1)
+
+
+def test_severity_builds_up_before_onsets_with_a_prodrome(
+    cohort: Cohort, without_prodrome: Cohort
+) -> None:
+    with_p = _daily(cohort.truth.latent_severity, "severity", cohort)
+    without_p = _daily(without_prodrome.truth.latent_severity, "severity", cohort)
+    start = np.datetime64(cohort.config.start_date, "D")
+    ids = {pid: i for i, pid in enumerate(cohort.patients["patient_id"])}
+    rises = []
+    for onset in cohort.truth.relapse_onsets.itertuples():
+        day = int((np.datetime64(onset.onset_date, "D") - start).astype(int))
+        if onset.prodrome_days == 0 or day < 1:
+            continue
+        i = ids[onset.patient_id]
+        rises.append(with_p[i, day - 1] - without_p[i, day - 1])
+    # 2..5 PHQ-9 points the day before onset, less where the 0..27 clip bites.
+    assert len(rises) > 50
+    assert 2.0 <= np.median(rises) <= 5.0
+
+
+def test_uncoupled_biometrics_grow_unstable_but_keep_their_level_before_onsets(
+    cohort: Cohort, without_prodrome: Cohort
+) -> None:
+    uncoupled = ~cohort.truth.couplings["coupled"].to_numpy(bool)
+    sleep = _daily(cohort.biometrics, "sleep_duration", cohort)
+    sleep_off = _daily(without_prodrome.biometrics, "sleep_duration", cohort)
+    start = np.datetime64(cohort.config.start_date, "D")
+    ids = {pid: i for i, pid in enumerate(cohort.patients["patient_id"])}
+    extra: list[float] = []
+    for onset in cohort.truth.relapse_onsets.itertuples():
+        i = ids[onset.patient_id]
+        day = int((np.datetime64(onset.onset_date, "D") - start).astype(int))
+        if onset.prodrome_days == 0 or not uncoupled[i] or day < 5:
+            continue
+        difference = sleep[i, day - 5 : day] - sleep_off[i, day - 5 : day]
+        extra.extend(difference[np.isfinite(difference)].tolist())
+    extra_array = np.array(extra)
+    assert len(extra_array) > 40
+    # Sleep noise SD is 0.55 h; the prodrome adds 1.5..3x that near onset, centred on zero.
+    assert 0.5 <= extra_array.std() <= 2.0
+    assert abs(extra_array.mean()) < 3 * extra_array.std() / np.sqrt(len(extra_array))

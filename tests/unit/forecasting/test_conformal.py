@@ -6,13 +6,17 @@ import numpy as np
 import pytest
 
 from forecasting_svc.models.conformal import (
+    HISTORY_BINS,
     HORIZON_GROUPS,
     TAU_GRID,
     ConformalCalibrator,
     conformal_quantiles,
+    history_bin,
     horizon_group,
     values_at,
 )
+
+LONG_HISTORY = np.full(4000, 120, np.int64)
 
 
 def _too_narrow(rng, n):
@@ -28,11 +32,13 @@ def test_calibrated_intervals_reach_nominal_coverage_on_fresh_data(coverage):
     rng = np.random.default_rng(0)
     base, target = _too_narrow(rng, 4000)
     horizons = rng.integers(1, 31, 4000)
-    calibrator = ConformalCalibrator.fit(np.zeros(4000, np.int64), horizons, base, target, 1)
+    calibrator = ConformalCalibrator.fit(
+        np.zeros(4000, np.int64), LONG_HISTORY, horizons, base, target, 1
+    )
     fresh_base, fresh_target = _too_narrow(rng, 4000)
     fresh_h = rng.integers(1, 31, 4000)
     values = calibrator.quantile_function(
-        np.zeros(4000, np.int64), fresh_h[:, None], fresh_base[:, None, :]
+        np.zeros(4000, np.int64), LONG_HISTORY, fresh_h[:, None], fresh_base[:, None, :]
     )[:, 0]
     bounds = values_at(values, [(1 - coverage) / 2, (1 + coverage) / 2])
     inside = (fresh_target >= bounds[:, 0]) & (fresh_target <= bounds[:, 1])
@@ -45,10 +51,18 @@ def test_quantile_function_never_crosses_and_round_trips_json():
     rng = np.random.default_rng(1)
     base, target = _too_narrow(rng, 1000)
     calibrator = ConformalCalibrator.fit(
-        rng.integers(0, 2, 1000), rng.integers(1, 91, 1000), base, target, 2
+        rng.integers(0, 2, 1000),
+        rng.integers(1, 180, 1000),
+        rng.integers(1, 91, 1000),
+        base,
+        target,
+        2,
     )
     values = calibrator.quantile_function(
-        np.array([0, 1]), np.arange(1, 91), np.tile(base[:2, None, :], (1, 90, 1))
+        np.array([0, 1]),
+        np.array([10, 150]),
+        np.arange(1, 91),
+        np.tile(base[:2, None, :], (1, 90, 1)),
     )
     assert np.all(np.diff(values, axis=-1) >= 0)
     again = ConformalCalibrator.from_json(calibrator.to_json())
@@ -73,10 +87,44 @@ def test_horizon_groups_cover_1_to_90_in_order():
 
 def test_coverage_for_interpolates_the_cross_fitted_measurements():
     calibrator = ConformalCalibrator(
-        np.zeros((1, len(HORIZON_GROUPS), len(TAU_GRID))),
-        np.zeros((1, len(HORIZON_GROUPS)), np.int64),
+        np.zeros((1, len(HISTORY_BINS), len(HORIZON_GROUPS), len(TAU_GRID))),
+        np.zeros((1, len(HISTORY_BINS), len(HORIZON_GROUPS)), np.int64),
         coverage_levels=(0.5, 0.8, 0.9, 0.95),
         empirical_coverage=(0.52, 0.78, 0.88, 0.96),
     )
     assert calibrator.coverage_for(0.8) == pytest.approx(0.78)
     assert calibrator.coverage_for(0.85) == pytest.approx(0.83)
+
+
+def test_history_bins_split_at_their_lower_edges():
+    assert history_bin([0, 1, 27, 28, 55, 56, 89, 90, 400]).tolist() == [0, 0, 0, 1, 1, 2, 2, 3, 3]
+
+
+def test_coverage_holds_within_each_history_bin_when_error_depends_on_history():
+    """Short histories err twice as much as long ones at the same claimed spread.
+
+    Pooled tables would cover short histories too little and long ones too much;
+    tables keyed by history length give nominal coverage in both.
+    """
+    rng = np.random.default_rng(3)
+
+    def rows(n):
+        history = rng.choice([10, 120], n)
+        median = rng.uniform(0.3, 0.7, n)
+        base = np.stack([median - 0.1, median, median + 0.1], axis=1)
+        noise_sd = np.where(history < 28, 0.16, 0.08)
+        return history, base, median + rng.normal(0, 1, n) * noise_sd
+
+    history, base, target = rows(8000)
+    horizons = rng.integers(1, 31, 8000)
+    calibrator = ConformalCalibrator.fit(
+        np.zeros(8000, np.int64), history, horizons, base, target, 1
+    )
+    fresh_history, fresh_base, fresh_target = rows(8000)
+    values = calibrator.quantile_function(
+        np.zeros(8000, np.int64), fresh_history, horizons[:, None], fresh_base[:, None, :]
+    )[:, 0]
+    bounds = values_at(values, [0.1, 0.9])
+    inside = (fresh_target >= bounds[:, 0]) & (fresh_target <= bounds[:, 1])
+    for length in (10, 120):
+        assert inside[fresh_history == length].mean() == pytest.approx(0.8, abs=0.03)

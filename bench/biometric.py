@@ -11,7 +11,7 @@
          whether anything is significant at q < 0.05;
      (b) the early warning: AUROC, AUPRC and PPV at the model's level
          thresholds, next to a Beiwe-style baseline (count of metric-days with
-         |robust z| >= 3 over the last 14 days) and, as a ceiling, an oracle
+         |robust z| >= 3 over the last 14 days) and, for reference, an oracle
          that reads the generator's latent severity 7 days ahead;
      (c) anomaly detection on anomalies injected into held-out patients (plus
          the generator's own artefact spikes);
@@ -162,7 +162,7 @@ def warning_scores(cohort: Cohort, model: EarlyWarningModel) -> WarningScores:
         flags = (np.abs(np.nan_to_num(z)) >= 3.0).sum(axis=1)
         rolling = np.convolve(flags, np.ones(14), mode="full")[: len(flags)]
         baseline.append(rolling[ends])
-        # Ceiling: the latent severity rise over the next 7 days (not observable).
+        # Oracle: the latent severity rise over the next 7 days (reads the future).
         ahead = np.array([severity[i, t + 1 : t + 8].max() for t in ends])
         now = np.array([severity[i, t - 3 : t + 1].mean() for t in ends])
         oracle.append(ahead - now)
@@ -537,12 +537,13 @@ def write_report(
         f"| &nbsp;&nbsp;uncoupled patients only | {uncoupled_auc:.3f} | |",
         f"| baseline: metric-days with \\|robust z\\| ≥ 3 in the last 14 days | {base_auc:.3f} "
         f"| {base_ap:.3f} |",
-        f"| ceiling (not deployable): latent severity rise over the next 7 days | "
+        f"| oracle (not deployable): latent severity rise over the next 7 days, read "
+        f"from the future; blind to the biometrics | "
         f"{oracle_auc:.3f} | {oracle_ap:.3f} |",
         f"| chance | 0.500 | {prevalence:.3f} |",
         f"| same LSTM on the same cohort generated without prodromes "
         f"(`prodrome_fraction=0`) | {no_prodrome_auc:.3f} | {no_prodrome_ap:.3f} |",
-        f"| &nbsp;&nbsp;ceiling on that cohort | {no_prodrome_oracle:.3f} | |",
+        f"| &nbsp;&nbsp;oracle on that cohort | {no_prodrome_oracle:.3f} | |",
         "",
         "| operating point | threshold | alert rate | sensitivity | PPV |",
         "|---|---|---|---|---|",
@@ -592,9 +593,11 @@ def write_report(
         )
     lines += [
         "",
-        "Flags that are not injected include real departures: in coupled patients a relapse "
-        "moves the lead metric by several SD for days, which the detector rightly reports but "
-        "this scoring counts as false positives — hence the separate row for uncoupled patients.",
+        "Flags that are not injected include real departures, which the detector rightly "
+        "reports but this scoring counts as false positives: in coupled patients a relapse "
+        "moves the lead metric by several SD for days (hence the separate row for uncoupled "
+        "patients), and in every patient the biometrics grow unstable during a relapse "
+        "prodrome (common/synthetic.py).",
         "",
         "## (d) Latency and throughput against the real server",
         "",

@@ -20,7 +20,7 @@ from typing import Final
 
 from tqdm import tqdm
 
-from biometric_svc.early_warning import ARTIFACT_NAME
+from biometric_svc.early_warning import ARTIFACT_NAME, EarlyWarningModel
 from biometric_svc.training import TrainingOptions, save_early_warning, train_early_warning
 from biometric_svc.training_data import TrainingSet, csv_training_set, synthetic_training_set
 from common.datasets import DatasetError
@@ -31,6 +31,7 @@ from common.training import (
     artifact_store,
     progress_disabled,
     training_source,
+    usable_model_exists,
 )
 
 _LOGGER = logging.getLogger(__name__)
@@ -106,7 +107,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit("--hidden-size: must be within 2..512")
     source = training_source(args)
     store = artifact_store(args, SERVICE)
-    if args.if_missing and store.exists(ARTIFACT_NAME):
+    if args.if_missing and usable_model_exists(
+        store, ARTIFACT_NAME, lambda s: EarlyWarningModel.from_artifact(s.load(ARTIFACT_NAME))
+    ):
         print(f"{ARTIFACT_NAME} already exists under {store.root}; nothing to do (--if-missing)")
         return 0
     options = options_from_args(args)

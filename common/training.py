@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from common.artifacts import ArtifactStore
+from common.artifacts import ArtifactError, ArtifactStore
 from common.settings import Settings
 
 
@@ -75,6 +76,25 @@ def artifact_store(args: argparse.Namespace, service: str) -> ArtifactStore:
     settings = Settings.from_env(service)
     root = args.model_dir if args.model_dir is not None else settings.model_dir
     return ArtifactStore(Path(root), settings.secret("artifact"))
+
+
+def usable_model_exists(
+    store: ArtifactStore, name: str, load: Callable[[ArtifactStore], object]
+) -> bool:
+    """True when ``name`` exists and this code can load it, for ``--if-missing``.
+
+    An artifact written by an older version whose format this code no longer
+    reads (or whose signature fails) counts as missing, so ``make demo`` retrains
+    instead of starting a service that cannot load its model.
+    """
+    if not store.exists(name):
+        return False
+    try:
+        load(store)
+    except (ArtifactError, ValueError, KeyError, TypeError) as exc:
+        print(f"{name} under {store.root} cannot be loaded ({exc}); training a new version")
+        return False
+    return True
 
 
 def progress_disabled(args: argparse.Namespace) -> bool:

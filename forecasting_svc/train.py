@@ -35,6 +35,7 @@ from common.training import (
     artifact_store,
     progress_disabled,
     training_source,
+    usable_model_exists,
 )
 
 _LOGGER = logging.getLogger(__name__)
@@ -147,12 +148,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
     from forecasting_svc.fitting import FitConfig, fit_models, write_artifacts
-    from forecasting_svc.models.bundle import ENSEMBLE_ARTIFACT
+    from forecasting_svc.models.bundle import ENSEMBLE_ARTIFACT, ForecastModels
     from forecasting_svc.models.panel import panel_from_frames
     from forecasting_svc.models.transformer import TransformerConfig
     from forecasting_svc.models.xgboost_model import XGBoostConfig
 
-    if args.if_missing and store.exists(ENSEMBLE_ARTIFACT):
+    if args.if_missing and usable_model_exists(store, ENSEMBLE_ARTIFACT, ForecastModels.load):
         print(f"{ENSEMBLE_ARTIFACT} already exists under {store.root}; nothing to do")
         return 0
     torch.set_num_threads(args.threads)

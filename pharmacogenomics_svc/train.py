@@ -29,10 +29,16 @@ from common.training import (
     artifact_store,
     progress_disabled,
     training_source,
+    usable_model_exists,
 )
 from pharmacogenomics_svc.knowledge_base import KnowledgeBase, default_knowledge_base
 from pharmacogenomics_svc.models.pipeline import FittedModels, fit_and_evaluate
-from pharmacogenomics_svc.models.response_model import MAX_ROUNDS, MODEL_NAME, QUICK_ROUNDS
+from pharmacogenomics_svc.models.response_model import (
+    MAX_ROUNDS,
+    MODEL_NAME,
+    QUICK_ROUNDS,
+    ResponseModels,
+)
 from pharmacogenomics_svc.models.training_data import TrainingSet, from_cohort, from_frames
 
 _LOGGER = logging.getLogger(__name__)
@@ -118,7 +124,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     source = training_source(args)
     store = artifact_store(args, SERVICE)
-    if args.if_missing and store.exists(MODEL_NAME):
+    if args.if_missing and usable_model_exists(
+        store, MODEL_NAME, lambda s: ResponseModels.load(s.load(MODEL_NAME))
+    ):
         print(f"{MODEL_NAME} already exists under {store.root}; nothing to do (--if-missing)")
         return 0
     started = time.perf_counter()

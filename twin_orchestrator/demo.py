@@ -2,8 +2,10 @@
 
 1. trains the default models on the synthetic cohort if none exist;
 2. starts the four services over mutual TLS on their default ports;
-3. sends one synthetic patient through GenerateInsights twice, three simulated
-   weeks apart, prints a readable summary of each and the patient's progress;
+3. sends one synthetic patient through GenerateInsights at two visits three
+   simulated weeks apart, with a check-in a few days before the relapse the
+   generator placed between them (where the early warning should speak up),
+   and prints a readable summary of each and the patient's progress;
 4. writes the HTML insights report to var/reports/<request-id>.html;
 5. stops every process with SIGTERM and checks that none is left behind.
 """
@@ -36,6 +38,8 @@ TRAINED_SERVICES = ("forecasting_svc", "biometric_svc", "pharmacogenomics_svc")
 #: The demo patient's first visit is this many days into the cohort; the second, weeks later.
 FIRST_VISIT_DAY = 120
 WEEKS_BETWEEN_VISITS = 3
+#: The check-in comes this many days before the relapse onset between the visits.
+CHECK_IN_DAYS_BEFORE_ONSET = 3
 DEMO_PATIENT_ID = "DEMO-0001"
 
 
@@ -50,20 +54,44 @@ def train_missing_models() -> None:
         )
 
 
+def _between_visits(cohort: Cohort) -> pd.DataFrame:
+    start = pd.Timestamp(cohort.config.start_date)
+    first = start + pd.Timedelta(days=FIRST_VISIT_DAY + CHECK_IN_DAYS_BEFORE_ONSET)
+    second = start + pd.Timedelta(days=FIRST_VISIT_DAY + 7 * WEEKS_BETWEEN_VISITS)
+    onsets = cohort.truth.relapse_onsets
+    return onsets[(onsets.onset_date > first) & (onsets.onset_date <= second)]
+
+
 def choose_patient(cohort: Cohort) -> str:
     """A patient whose wearables lead their symptoms and who relapses between the visits."""
-    start = pd.Timestamp(cohort.config.start_date)
-    first = start + pd.Timedelta(days=FIRST_VISIT_DAY)
-    second = first + pd.Timedelta(weeks=WEEKS_BETWEEN_VISITS)
-    onsets = cohort.truth.relapse_onsets
-    relapsing = set(onsets[(onsets.onset_date > first) & (onsets.onset_date <= second)].patient_id)
+    onsets = _between_visits(cohort)
+    relapsing = set(onsets.patient_id)
+    with_prodrome = set(onsets[onsets.prodrome_days > 0].patient_id)
     couplings = cohort.truth.couplings
     coupled = set(couplings[couplings.coupled].patient_id)
     with_meds = set(cohort.medications.patient_id)
-    for pool in (relapsing & coupled & with_meds, relapsing & coupled, relapsing, coupled):
+    pools = (
+        with_prodrome & coupled & with_meds,
+        relapsing & coupled & with_meds,
+        relapsing & coupled,
+        relapsing,
+        coupled,
+    )
+    for pool in pools:
         if pool:
             return sorted(pool)[0]
     return str(cohort.patients.patient_id.iloc[0])
+
+
+def visit_days(cohort: Cohort, cohort_patient: str) -> list[int]:
+    """First visit, a check-in shortly before the patient's next relapse onset, second visit."""
+    days = [FIRST_VISIT_DAY, FIRST_VISIT_DAY + 7 * WEEKS_BETWEEN_VISITS]
+    onsets = _between_visits(cohort)
+    mine = onsets[onsets.patient_id == cohort_patient].onset_date
+    if len(mine):
+        onset_day = (mine.min() - pd.Timestamp(cohort.config.start_date)).days
+        days.insert(1, int(onset_day) - CHECK_IN_DAYS_BEFORE_ONSET)
+    return days
 
 
 async def run_patient(cohort: Cohort, cohort_patient: str) -> None:
@@ -75,9 +103,7 @@ async def run_patient(cohort: Cohort, cohort_patient: str) -> None:
     async with channel:
         stub = twin_pb2_grpc.DigitalTwinServiceStub(channel)
         last: tuple[twin_pb2.GenerateInsightsResponse, twin_pb2.PatientData] | None = None
-        for visit, day in enumerate(
-            (FIRST_VISIT_DAY, FIRST_VISIT_DAY + 7 * WEEKS_BETWEEN_VISITS), start=1
-        ):
+        for visit, day in enumerate(visit_days(cohort, cohort_patient), start=1):
             data = patient_data(cohort, cohort_patient, start + timedelta(days=day))
             request = twin_pb2.GenerateInsightsRequest(patient_id=DEMO_PATIENT_ID, data=data)
             request.options.forecast_horizon_days = 30

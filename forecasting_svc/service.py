@@ -217,7 +217,11 @@ class ForecastingService:
                 )
             offsets, scores = window.recent_scores(row)
             trend = compute_trend(
-                offsets, scores, central[:, 1], higher_is_worse=spec_i.higher_is_worse
+                offsets,
+                scores,
+                central[:, 1],
+                higher_is_worse=spec_i.higher_is_worse,
+                meaningful_change_per_week=spec_i.meaningful_change_per_week,
             )
             drivers: list[FeatureImportance] = []
             if prediction.shap is not None:

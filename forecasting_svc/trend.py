@@ -7,8 +7,11 @@ outputs would only measure how smooth the model is. The test is Mann-Kendall
 with the Hamed & Rao (J Hydrol 1998;204:182-196) variance correction for
 autocorrelation (daily symptom scores are strongly autocorrelated, which
 makes the uncorrected test far too eager). A trend is reported as worsening or
-improving only when it is significant and the test's direction agrees with
-the slope; for mood, where a higher score is better, a rise is improving.
+improving only when it is significant, the test's direction agrees with the
+slope, and the slope is clinically meaningful (at least the instrument's
+``meaningful_change_per_week``, see forecasting_svc/instruments.py): a
+significant drift of 0.02 mood points a week is stable to a clinician. For
+mood, where a higher score is better, a rise is improving.
 """
 
 from __future__ import annotations
@@ -100,6 +103,7 @@ def compute_trend(
     forecast_values: FloatArray,
     *,
     higher_is_worse: bool,
+    meaningful_change_per_week: float = 0.0,
 ) -> Trend:
     """``observed_days`` are offsets <= 0 from the last observed day; forecasts follow at 1..H."""
     recent = observed_days > -TREND_DAYS
@@ -113,6 +117,7 @@ def compute_trend(
     if (
         significant
         and slope_per_week != 0
+        and abs(slope_per_week) >= meaningful_change_per_week
         and math.copysign(1, statistic) == math.copysign(1, slope_per_week)
     ):
         rising = slope_per_week > 0

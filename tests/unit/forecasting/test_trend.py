@@ -7,7 +7,7 @@ import pytest
 from scipy import stats
 
 from forecasting_svc.domain import TrendDirection
-from forecasting_svc.instruments import Instrument
+from forecasting_svc.instruments import SPECS, Instrument
 from forecasting_svc.trend import compute_trend, mann_kendall, ols_slope
 from tests.unit.forecasting.requests import daily, request
 
@@ -90,3 +90,35 @@ async def test_falling_mood_is_worsening_and_flat_mood_stable(service):
     flat = np.clip(np.round(6 + rng.normal(0, 0.4, 50), 1), 0, 10)
     result = await service.forecast(request(daily(Instrument.MOOD, flat), horizon_days=7))
     assert result.forecasts[0].trend.direction is TrendDirection.STABLE
+
+
+def test_a_significant_but_clinically_negligible_drift_is_stable():
+    # Mood falls 0.01 points a day (0.07 a week) with almost no noise: significant,
+    # but under the 1-point-in-12-weeks minimum (0.083 a week) for the 0-10 ratings.
+    rng = np.random.default_rng(2)
+    days = np.arange(-27, 1, dtype=float)
+    values = 7.0 - 0.01 * (days + 27) + rng.normal(0, 0.02, len(days))
+    forecast = values[-1] - 0.01 * np.arange(1, 15)
+    spec = SPECS[Instrument.MOOD]
+    trend = compute_trend(
+        days,
+        values,
+        forecast,
+        higher_is_worse=spec.higher_is_worse,
+        meaningful_change_per_week=spec.meaningful_change_per_week,
+    )
+    assert trend.significant and trend.slope_per_week == pytest.approx(-0.07, abs=0.01)
+    assert trend.direction is TrendDirection.STABLE
+    steeper = compute_trend(
+        days,
+        7.0 - 0.02 * (days + 27) + rng.normal(0, 0.02, len(days)),
+        forecast - 0.01 * np.arange(1, 15),
+        higher_is_worse=spec.higher_is_worse,
+        meaningful_change_per_week=spec.meaningful_change_per_week,
+    )
+    assert steeper.direction is TrendDirection.WORSENING
+
+
+def test_minimum_trends_are_one_mcid_over_twelve_weeks():
+    assert SPECS[Instrument.PHQ9].meaningful_change_per_week == pytest.approx(5 / 12)
+    assert SPECS[Instrument.GAD7].meaningful_change_per_week == pytest.approx(4 / 12)

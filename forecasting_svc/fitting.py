@@ -17,6 +17,7 @@ observed.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 from collections.abc import Callable
@@ -39,8 +40,12 @@ from forecasting_svc.models.bundle import (
     ForecastModels,
 )
 from forecasting_svc.models.conformal import (
+    BACKTEST_MAX_HORIZON,
     COVERAGE_LEVELS,
     ConformalCalibrator,
+    backtest_mask,
+    patient_scale,
+    scaled_residuals,
     values_at,
 )
 from forecasting_svc.models.ensemble import EnsembleWeights
@@ -196,7 +201,30 @@ def _base_for(kind: str, rows: EvaluationRows, weights: EnsembleWeights) -> Floa
     return result
 
 
+def backtest_scales(rows: EvaluationRows, z: FloatArray, reference: float) -> FloatArray:
+    """Each row's patient scale, from its series' residuals at earlier origins.
+
+    Evaluation origins of a series are 7 days apart, so the earlier rows of a
+    series are exactly the backtests the service runs at serving time.
+    """
+    scales = np.ones(len(z))
+    abs_z = np.abs(z)
+    order = np.argsort(rows.series, kind="stable")
+    bounds = np.flatnonzero(np.r_[True, np.diff(rows.series[order]) != 0, True])
+    for start, end in itertools.pairwise(bounds.tolist()):
+        members = order[start:end]
+        origins, horizons = rows.origins[members], rows.horizons[members]
+        for origin in np.unique(origins):
+            offsets = origin - origins
+            known = backtest_mask(offsets, horizons, offsets > 0)
+            scales[members[origins == origin]] = patient_scale(abs_z[members[known]], reference)
+    return scales
+
+
 def _fit_calibrator(panel: Panel, rows: EvaluationRows, base: FloatArray) -> ConformalCalibrator:
+    z = scaled_residuals(base, rows.target)
+    short = rows.horizons <= BACKTEST_MAX_HORIZON
+    reference = float(np.median(np.abs(z[short]))) if short.any() else 1.0
     return ConformalCalibrator.fit(
         panel.instrument[rows.series],
         panel.history_days(rows.series, rows.origins),
@@ -204,6 +232,8 @@ def _fit_calibrator(panel: Panel, rows: EvaluationRows, base: FloatArray) -> Con
         base,
         rows.target,
         len(INSTRUMENT_ORDER),
+        scale=backtest_scales(rows, z, reference),
+        reference_abs_z=reference,
     )
 
 
@@ -213,9 +243,11 @@ def _calibrated_rows(
     """(M, len(TAU_GRID)) calibrated quantile function of each row, clipped to 0..1."""
     code = panel.instrument[rows.series]
     history = panel.history_days(rows.series, rows.origins)
-    values = calibrator.quantile_function(code, history, rows.horizons[:, None], base[:, None, :])[
-        :, 0
-    ]
+    z = scaled_residuals(base, rows.target)
+    scale = backtest_scales(rows, z, calibrator.reference_abs_z)
+    values = calibrator.quantile_function(
+        code, history, rows.horizons[:, None], base[:, None, :], scale
+    )[:, 0]
     result: FloatArray = np.clip(values, 0.0, 1.0)
     return result
 

@@ -58,8 +58,15 @@ def _day(moment: datetime) -> date:
     return moment.astimezone(UTC).date()
 
 
-def build_window(request: ForecastRequest, n_days: int) -> PatientWindow:
-    """Daily arrays of a request that passed validation."""
+def build_window(
+    request: ForecastRequest, n_days: int, counted_days: int | None = None
+) -> PatientWindow:
+    """Daily arrays of a request that passed validation.
+
+    ``observed_days`` counts days with a score in the last ``counted_days`` days
+    (all ``n_days`` when None): the days the models read, when the window also
+    holds older days for the interval backtests.
+    """
     stamped = [o for o in request.history if o.observed_at is not None and o.instrument]
     last_day = max(_day(o.observed_at) for o in stamped if o.observed_at is not None)
     first_day = last_day - timedelta(days=n_days - 1)
@@ -124,6 +131,7 @@ def build_window(request: ForecastRequest, n_days: int) -> PatientWindow:
         first_weekday=np.full(rows, first_day.weekday(), dtype=np.int64),
         group=np.zeros(rows, dtype=np.int64),
     )
-    observed_days = tuple(int((counts[i] > 0).sum()) for i in instruments)
+    recent = slice(n_days - (counted_days if counted_days is not None else n_days), n_days)
+    observed_days = tuple(int((counts[i][recent] > 0).sum()) for i in instruments)
     history_days = tuple((last_day - first_seen[i]).days + 1 for i in instruments)
     return PatientWindow(panel, instruments, last_day, observed_days, history_days)

@@ -37,7 +37,7 @@ from forecasting_svc.models.bundle import (
     ForecastModels,
     SeriesPrediction,
 )
-from forecasting_svc.models.conformal import values_at
+from forecasting_svc.models.conformal import BACKTEST_ORIGINS, values_at
 from forecasting_svc.models.features import FEATURE_NAMES
 from forecasting_svc.models.panel import concat_panels
 from forecasting_svc.patient_window import PatientWindow, build_window
@@ -46,6 +46,11 @@ from forecasting_svc.trend import compute_trend
 from forecasting_svc.validation import WINDOW_DAYS, ForecastSpec, validate_request
 
 _LOGGER = logging.getLogger(__name__)
+
+#: Days of history turned into the daily window: the models' 90 days, plus room for
+#: the backtests at up to 49 days before the origin that set each patient's
+#: interval scale (models/conformal.py) to see 90 days as well.
+SERVING_WINDOW_DAYS: Final = WINDOW_DAYS + max(BACKTEST_ORIGINS)
 
 ENSEMBLE_MODEL: Final = ENSEMBLE_ARTIFACT
 DEFAULT_MAX_BATCH: Final = 32
@@ -139,7 +144,7 @@ class ForecastingService:
         windows: list[PatientWindow | None] = []
         for job in jobs:
             try:
-                windows.append(build_window(job.request, WINDOW_DAYS))
+                windows.append(build_window(job.request, SERVING_WINDOW_DAYS, WINDOW_DAYS))
             except Exception as exc:  # one malformed job must not fail the batch
                 # The type only: an exception's text could quote patient values.
                 _LOGGER.error("forecast window failed: %s", type(exc).__name__)

@@ -20,7 +20,14 @@ import xgboost as xgb
 
 from common.artifacts import ArtifactError, ArtifactManifest, ArtifactStore
 from common.tracing import model_span
-from forecasting_svc.models.conformal import ConformalCalibrator
+from forecasting_svc.models.conformal import (
+    BACKTEST_MAX_HORIZON,
+    BACKTEST_ORIGINS,
+    ConformalCalibrator,
+    backtest_mask,
+    patient_scale,
+    scaled_residuals,
+)
 from forecasting_svc.models.ensemble import EnsembleWeights
 from forecasting_svc.models.features import FEATURE_NAMES, TabularFeatures
 from forecasting_svc.models.panel import Panel
@@ -167,6 +174,71 @@ class ForecastModels:
         result: FloatArray = shap / np.maximum(counts, 1.0)[:, None]
         return result
 
+    def _backtest_scales(
+        self,
+        panel: Panel,
+        features: TabularFeatures,
+        series: IntArray,
+        origins: IntArray,
+        choices: Sequence[str],
+    ) -> FloatArray:
+        """Each series' patient scale from its forecasts at BACKTEST_ORIGINS days earlier.
+
+        The conformal tables were fitted on residuals divided by the same scale
+        (see models/conformal.py), so this is what adapts the intervals to how
+        well the models have done on this patient lately.
+        """
+        n_offsets = len(BACKTEST_ORIGINS)
+        owner = np.repeat(np.arange(len(series)), n_offsets)
+        offsets = np.tile(np.array(BACKTEST_ORIGINS, dtype=np.int64), len(series))
+        bt_origins = origins[owner] - offsets
+        valid = bt_origins >= 0
+        valid[valid] = np.isfinite(features.anchor[series[owner[valid]], bt_origins[valid]])
+        owner, offsets, bt_origins = owner[valid], offsets[valid], bt_origins[valid]
+        bt_series = series[owner]
+        steps = np.arange(1, BACKTEST_MAX_HORIZON + 1, dtype=np.int64)
+        days = bt_origins[:, None] + steps[None, :]
+        target = np.where(
+            days < panel.n_days,
+            panel.values[bt_series[:, None], np.minimum(days, panel.n_days - 1)],
+            np.nan,
+        )
+        counted = backtest_mask(offsets[:, None], steps[None, :], np.isfinite(target))
+        scales = np.ones(len(series))
+        if not counted.any():
+            return scales
+
+        kinds = np.array([choices[i] for i in owner.tolist()], dtype=object)
+        use_t = (kinds == TRANSFORMER) | (kinds == ENSEMBLE)
+        use_x = (kinds == XGBOOST) | (kinds == ENSEMBLE)
+        t_base = np.zeros((len(owner), BACKTEST_MAX_HORIZON, 3))
+        if use_t.any():
+            t_out, _ = predict_transformer(
+                self.transformer, panel, features.anchor, bt_series[use_t], bt_origins[use_t]
+            )
+            t_base[use_t] = t_out[:, :BACKTEST_MAX_HORIZON]
+        x_base = np.zeros((len(owner), BACKTEST_MAX_HORIZON, 3))
+        rows, cols = np.nonzero(counted & use_x[:, None])
+        if len(rows):
+            x_base[rows, cols] = self.xgboost.predict(
+                features, bt_series[rows], bt_origins[rows], steps[cols]
+            )
+        base = np.where(
+            (kinds == TRANSFORMER)[:, None, None],
+            t_base,
+            np.where(
+                (kinds == XGBOOST)[:, None, None],
+                x_base,
+                self.weights.combine(t_base, x_base, steps),
+            ),
+        )
+        abs_z = np.abs(scaled_residuals(base, np.nan_to_num(target)))
+        for i in range(len(series)):
+            mine = owner == i
+            reference = self.calibrators[choices[i]].reference_abs_z
+            scales[i] = patient_scale(abs_z[mine][counted[mine]], reference)
+        return scales
+
     def predict(
         self,
         panel: Panel,
@@ -225,6 +297,7 @@ class ForecastModels:
                     shap = self._explain(features, series, origins, horizons, x_index)
 
         history = history_days if history_days is not None else panel.history_days(series, origins)
+        scales = self._backtest_scales(panel, features, series, origins, choices)
         results: list[SeriesPrediction] = []
         for i in range(count):
             h = int(horizons[i])
@@ -237,9 +310,9 @@ class ForecastModels:
                 base = self.weights.combine(t_base[i, :h], x_base[i, :h], steps)
             calibrator = self.calibrators[choices[i]]
             code = panel.instrument[series[i : i + 1]]
-            tau_values = calibrator.quantile_function(code, history[i : i + 1], steps, base[None])[
-                0
-            ]
+            tau_values = calibrator.quantile_function(
+                code, history[i : i + 1], steps, base[None], scales[i : i + 1]
+            )[0]
             results.append(
                 SeriesPrediction(
                     tau_values=np.clip(tau_values, 0.0, 1.0),

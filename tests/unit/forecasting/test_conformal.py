@@ -8,11 +8,15 @@ import pytest
 from forecasting_svc.models.conformal import (
     HISTORY_BINS,
     HORIZON_GROUPS,
+    SCALE_RANGE,
     TAU_GRID,
     ConformalCalibrator,
+    backtest_mask,
     conformal_quantiles,
     history_bin,
     horizon_group,
+    patient_scale,
+    scaled_residuals,
     values_at,
 )
 
@@ -128,3 +132,61 @@ def test_coverage_holds_within_each_history_bin_when_error_depends_on_history():
     inside = (fresh_target >= bounds[:, 0]) & (fresh_target <= bounds[:, 1])
     for length in (10, 120):
         assert inside[fresh_history == length].mean() == pytest.approx(0.8, abs=0.03)
+
+
+def test_patient_scale_is_shrunk_towards_one_and_clipped():
+    reference = 1.0
+    assert patient_scale(np.array([]), reference) == 1.0
+    # 20 residuals twice the reference: halfway to 2 (prior worth 20 rows).
+    assert patient_scale(np.full(20, 2.0), reference) == pytest.approx(1.5)
+    assert patient_scale(np.full(2000, 2.0), reference) == pytest.approx(2.0, abs=0.02)
+    assert patient_scale(np.full(10_000, 50.0), reference) == SCALE_RANGE[1]
+    assert patient_scale(np.full(10_000, 0.01), reference) == SCALE_RANGE[0]
+
+
+def test_backtest_mask_keeps_known_recent_short_horizon_targets():
+    offsets = np.array([7, 7, 14, 49, 56])
+    horizons = np.array([3, 8, 14, 14, 14])
+    observed = np.array([True, True, True, True, True])
+    # 7-3 = 4 days before the origin: known; 7-8 < 0: not yet observed at the origin;
+    # 49-14 = 35 < 42: inside the look-back; 56-14 = 42: outside.
+    assert backtest_mask(offsets, horizons, observed).tolist() == [True, False, True, True, False]
+    assert not backtest_mask(offsets, horizons, ~observed).any()
+
+
+def test_patient_scales_give_each_kind_of_patient_its_coverage():
+    """Half the patients are twice as noisy as the model claims; scales learnt from their
+    own past let one table cover both halves, where a single table covers neither."""
+    rng = np.random.default_rng(11)
+
+    def rows(n):
+        noisy = rng.random(n) < 0.5
+        median = rng.uniform(0.3, 0.7, n)
+        base = np.stack([median - 0.1, median, median + 0.1], axis=1)
+        sd = np.where(noisy, 0.16, 0.08)
+        target = median + rng.normal(0, 1, n) * sd
+        # Each row's patient scale: from 400 earlier |z| of the same patient (spread 0.1).
+        past = np.abs(rng.normal(0, 1, (n, 400)) * (sd / 0.1)[:, None])
+        return noisy, base, target, past
+
+    _, base, target, past = rows(8000)
+    z = np.abs(scaled_residuals(base, target))
+    reference = float(np.median(z))
+    scale = np.array([patient_scale(p, reference) for p in past])
+    horizons = rng.integers(1, 15, 8000)
+    calibrator = ConformalCalibrator.fit(
+        np.zeros(8000, np.int64), np.full(8000, 120), horizons, base, target, 1, scale, reference
+    )
+    fresh_noisy, fresh_base, fresh_target, fresh_past = rows(8000)
+    fresh_scale = np.array([patient_scale(p, reference) for p in fresh_past])
+    values = calibrator.quantile_function(
+        np.zeros(8000, np.int64),
+        np.full(8000, 120),
+        horizons[:, None],
+        fresh_base[:, None, :],
+        fresh_scale,
+    )[:, 0]
+    bounds = values_at(values, [0.1, 0.9])
+    inside = (fresh_target >= bounds[:, 0]) & (fresh_target <= bounds[:, 1])
+    for group in (fresh_noisy, ~fresh_noisy):
+        assert inside[group].mean() == pytest.approx(0.8, abs=0.03)

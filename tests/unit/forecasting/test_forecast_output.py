@@ -109,3 +109,22 @@ async def test_sparse_irregular_history_with_gaps(service):
 async def test_single_observation_is_enough(service):
     result = await service.forecast(request(daily(Instrument.MOOD, [6.5]), horizon_days=1))
     assert len(result.forecasts[0].points) == 1
+
+
+async def test_intervals_widen_for_a_patient_the_models_recently_got_wrong(service, monkeypatch):
+    rng = np.random.default_rng(0)
+    calm = 12 + np.round(rng.normal(0, 1, 140))
+    erratic = np.clip(12 + np.round(rng.normal(0, 5, 140)), 0, 27)
+    widths = {}
+    for name, scores in (("calm", calm), ("erratic", erratic)):
+        result = await service.forecast(request(daily(Instrument.PHQ9, scores)))
+        widths[name] = np.mean([p.upper - p.lower for p in result.forecasts[0].points])
+    # The same erratic request with every patient scale forced to 1.
+    models = service.models
+    monkeypatch.setattr(
+        models, "_backtest_scales", lambda panel, features, series, *_: np.ones(len(series))
+    )
+    unscaled = await service.forecast(request(daily(Instrument.PHQ9, erratic)))
+    unscaled_width = np.mean([p.upper - p.lower for p in unscaled.forecasts[0].points])
+    assert widths["erratic"] > 1.1 * unscaled_width
+    assert widths["erratic"] > widths["calm"]

@@ -59,7 +59,7 @@ report-check: venv protos report-deps
 lint: venv protos
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy common forecasting_svc biometric_svc pharmacogenomics_svc twin_orchestrator
+	$(VENV)/bin/mypy common forecasting_svc biometric_svc pharmacogenomics_svc twin_orchestrator worlds
 	cd protos && ../$(VENV)/bin/buf lint
 
 test: venv protos certs $(CHECKOV) report-deps

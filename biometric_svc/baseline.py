@@ -14,7 +14,6 @@ does not turn every ordinary wobble into an anomaly.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -71,10 +70,20 @@ def is_weekend(dates: pd.DatetimeIndex) -> BoolArray:
     return np.asarray(dates.dayofweek >= 5, dtype=np.bool_)
 
 
-def _nan_median(windows: FloatArray) -> FloatArray:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows -> NaN, by design
-        result: FloatArray = np.nanmedian(windows, axis=1)
+def nan_median(values: FloatArray) -> FloatArray:
+    """Median of each row ignoring NaN (NaN for a row without values), by one sort.
+
+    ``np.sort`` puts NaN last, so a row's k finite values are its first k: the
+    median is the mean of the middle two (or the middle one, taken twice,
+    which is exact). Same result as ``np.nanmedian(values, axis=-1)``, which
+    goes through masked arrays and is several times slower on windows.
+    """
+    ordered = np.sort(values, axis=-1)
+    count = np.isfinite(values).sum(axis=-1)
+    last = max(values.shape[-1] - 1, 0)
+    low = np.take_along_axis(ordered, np.clip((count - 1) // 2, 0, last)[..., None], axis=-1)
+    high = np.take_along_axis(ordered, np.clip(count // 2, 0, last)[..., None], axis=-1)
+    result: FloatArray = np.where(count > 0, (low[..., 0] + high[..., 0]) / 2.0, np.nan)
     return result
 
 
@@ -100,18 +109,18 @@ def trailing_baseline(
     """
     windows = _windows(values, window_days, np.nan)
     window_types = _windows(weekend, window_days, False)
-    all_median = _nan_median(windows)
+    all_median = nan_median(windows)
     all_count = np.isfinite(windows).sum(axis=1)
     type_median = {}
     for kind in (False, True):
         of_kind = np.where(window_types == kind, windows, np.nan)
         enough = np.isfinite(of_kind).sum(axis=1) >= MIN_SAME_TYPE
-        type_median[kind] = np.where(enough, _nan_median(of_kind), all_median)
+        type_median[kind] = np.where(enough, nan_median(of_kind), all_median)
     own_type = np.where(weekend, type_median[True], type_median[False])
     median = np.where(all_count >= MIN_BASELINE_DAYS, own_type, np.nan)
     residual = np.abs(values - median)
     scale_windows = _windows(residual, window_days * SCALE_WINDOWS, np.nan)
-    mad = _nan_median(scale_windows)
+    mad = nan_median(scale_windows)
     mad = np.where(np.isfinite(scale_windows).sum(axis=1) >= MIN_BASELINE_DAYS, mad, np.nan)
     return median, mad
 

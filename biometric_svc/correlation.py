@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import Final
 
 import numpy as np
@@ -130,14 +130,29 @@ def _pearson(x: FloatArray, y: FloatArray) -> float:
     return float(np.sum(xc * yc) / denominator)
 
 
-def _autocorrelation(values: FloatArray, max_lag: int) -> FloatArray:
-    acf = np.zeros(max_lag + 1)
-    for j in range(1, max_lag + 1):
-        a, b = values[j:], values[:-j]
-        both = np.isfinite(a) & np.isfinite(b)
-        if both.sum() >= 5:
-            r = _pearson(a[both], b[both])
-            acf[j] = 0.0 if math.isnan(r) else r
+def paired_pearson(a: FloatArray, b: FloatArray) -> tuple[FloatArray, npt.NDArray[np.int64]]:
+    """Pearson r along axis 0 over the rows where both are finite, and those rows' count.
+
+    ``a`` and ``b`` broadcast against each other, so one call computes a whole
+    grid (e.g. every metric x indicator pair at one lag). Two passes (means,
+    then centred products) as in ``_pearson``; r is NaN where the spread is 0.
+    """
+    both = np.isfinite(a) & np.isfinite(b)
+    n = both.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        a_centred = np.where(both, a - np.where(both, a, 0.0).sum(axis=0) / n, 0.0)
+        b_centred = np.where(both, b - np.where(both, b, 0.0).sum(axis=0) / n, 0.0)
+        spread = np.sqrt((a_centred * a_centred).sum(axis=0) * (b_centred * b_centred).sum(axis=0))
+        r = np.where(spread > 0.0, (a_centred * b_centred).sum(axis=0) / spread, np.nan)
+    return r, n
+
+
+def autocorrelations(series: FloatArray, max_lag: int) -> FloatArray:
+    """(max_lag + 1, columns) lag-j autocorrelation of each column; 0 where < 5 pairs or flat."""
+    acf = np.zeros((max_lag + 1, series.shape[1]))
+    for j in range(1, min(max_lag, series.shape[0] - 1) + 1):
+        r, n = paired_pearson(series[j:], series[:-j])
+        acf[j] = np.where((n >= 5) & np.isfinite(r), r, 0.0)
     return acf
 
 
@@ -204,59 +219,47 @@ def reading(metric: str, indicator: str, r: float, lag_days: int) -> str:
     return f"{label} {verb} ~{lag_days} {unit} before {indicator_change}"
 
 
-@dataclass(frozen=True)
-class _PairResult:
-    metric: str
-    indicator: str
-    lag_days: int
-    pearson_r: float
-    spearman_r: float
-    n: int
-    p_value: float
-    profile: tuple[tuple[int, float], ...]
+def lag_grid(
+    metrics: FloatArray, indicators: FloatArray, max_lag: int
+) -> tuple[FloatArray, npt.NDArray[np.int64]]:
+    """r and paired days (lags, metrics, indicators): x[t] against y[t + lag], lag = 0..max_lag.
 
-
-def _best_lag(
-    x: FloatArray, y: FloatArray, max_lag: int
-) -> tuple[int, float, int, list[tuple[int, float]]] | None:
-    days = x.size
-    profile: list[tuple[int, float]] = []
-    best: tuple[int, float, int] | None = None
-    for lag in range(min(max_lag, days - 1) + 1):
-        xs, ys = x[: days - lag], y[lag:]
-        both = np.isfinite(xs) & np.isfinite(ys)
-        n = int(both.sum())
-        if n < MIN_PAIRS:
-            continue
-        r = _pearson(xs[both], ys[both])
-        if math.isnan(r):
-            continue
-        profile.append((lag, r))
-        if best is None or abs(r) > abs(best[1]):
-            best = (lag, r, n)
-    if best is None:
-        return None
-    return best[0], best[1], best[2], profile
+    r is NaN where a lag has fewer than ``MIN_PAIRS`` pairs or no spread: not tested.
+    """
+    days = metrics.shape[0]
+    lags = max(0, min(max_lag, days - 1) + 1)
+    r = np.full((lags, metrics.shape[1], indicators.shape[1]), np.nan)
+    n = np.zeros(r.shape, dtype=np.int64)
+    for lag in range(lags):
+        r[lag], n[lag] = paired_pearson(metrics[: days - lag, :, None], indicators[lag:, None, :])
+    r[n < MIN_PAIRS] = np.nan
+    return r, n
 
 
 def _analyse_pair(
-    metric: str, indicator: str, x: FloatArray, y: FloatArray, max_lag: int
-) -> _PairResult | None:
-    found = _best_lag(x, y, max_lag)
-    if found is None:
+    metric: str,
+    indicator: str,
+    x: FloatArray,
+    y: FloatArray,
+    r_by_lag: FloatArray,
+    n_by_lag: npt.NDArray[np.int64],
+    acf_x: FloatArray,
+    acf_y: FloatArray,
+) -> LaggedCorrelation | None:
+    tested = np.flatnonzero(np.isfinite(r_by_lag))
+    if tested.size == 0:
         return None
-    lag, r, n, profile = found
+    lag = int(tested[np.argmax(np.abs(r_by_lag[tested]))])  # the first lag on ties
+    r, n = float(r_by_lag[lag]), int(n_by_lag[lag])
     xs, ys = x[: x.size - lag], y[lag:]
     both = np.isfinite(xs) & np.isfinite(ys)
     x_ranks, y_ranks = stats.rankdata(xs[both]), stats.rankdata(ys[both])
     spearman = _pearson(x_ranks, y_ranks)
-    n_effective = effective_sample_size(
-        n, _autocorrelation(x, _ACF_LAGS), _autocorrelation(y, _ACF_LAGS)
-    )
+    n_effective = effective_sample_size(n, acf_x, acf_y)
     # The test runs on ranks: a burst of unstable days cannot carry it (see module doc).
     n_effective /= variance_inflation(x_ranks, y_ranks, spearman)
-    p = sidak(correlation_p_value(spearman, n_effective), len(profile))
-    return _PairResult(
+    p = sidak(correlation_p_value(spearman, n_effective), int(tested.size))
+    return LaggedCorrelation(
         metric=metric,
         indicator=indicator,
         lag_days=lag,
@@ -264,48 +267,71 @@ def _analyse_pair(
         spearman_r=0.0 if math.isnan(spearman) else spearman,
         n=n,
         p_value=p,
-        profile=tuple(profile),
+        q_value=1.0,
+        significant=False,
+        reading=reading(metric, indicator, r, lag),
+        profile=tuple((int(k), float(r_by_lag[k])) for k in tested.tolist()),
     )
 
 
 def lagged_correlations(
     daily: DailySeries, max_lag_days: int, fdr_alpha: float
 ) -> tuple[LaggedCorrelation, ...]:
-    """Every biometric x indicator pair with enough paired days, strongest evidence first."""
+    """Every biometric x indicator pair with enough paired days, strongest evidence first.
+
+    Each series is prepared and its autocorrelation computed once; r at every
+    lag of every pair comes from one array grid (``lag_grid``).
+    """
     weekday = daily.dates.dayofweek.to_numpy().astype(np.int64)
-    metrics = {
-        name: prepare_metric(daily.biometrics[:, j], name, weekday)
+    metric_names = [
+        name
         for j, name in enumerate(METRICS)
         if np.isfinite(daily.biometrics[:, j]).sum() >= MIN_PAIRS
-    }
-    indicators = {
-        name: prepare_indicator(daily.indicators[:, j], weekday)
+    ]
+    indicator_names = [
+        name
         for j, name in enumerate(INSTRUMENTS)
         if np.isfinite(daily.indicators[:, j]).sum() >= MIN_PAIRS
-    }
+    ]
+    if not metric_names or not indicator_names:
+        return ()
+    x = np.column_stack(
+        [
+            prepare_metric(daily.biometrics[:, METRICS.index(name)], name, weekday)
+            for name in metric_names
+        ]
+    )
+    y = np.column_stack(
+        [
+            prepare_indicator(daily.indicators[:, INSTRUMENTS.index(name)], weekday)
+            for name in indicator_names
+        ]
+    )
+    r, n = lag_grid(x, y, max_lag_days)
+    acf_x, acf_y = autocorrelations(x, _ACF_LAGS), autocorrelations(y, _ACF_LAGS)
     pairs = [
         result
-        for metric, x in metrics.items()
-        for indicator, y in indicators.items()
-        if (result := _analyse_pair(metric, indicator, x, y, max_lag_days)) is not None
+        for a, metric in enumerate(metric_names)
+        for b, indicator in enumerate(indicator_names)
+        if (
+            result := _analyse_pair(
+                metric,
+                indicator,
+                x[:, a],
+                y[:, b],
+                r[:, a, b],
+                n[:, a, b],
+                acf_x[:, a],
+                acf_y[:, b],
+            )
+        )
+        is not None
     ]
     if not pairs:
         return ()
     q_values = benjamini_hochberg(np.array([pair.p_value for pair in pairs]))
     results = [
-        LaggedCorrelation(
-            metric=pair.metric,
-            indicator=pair.indicator,
-            lag_days=pair.lag_days,
-            pearson_r=pair.pearson_r,
-            spearman_r=pair.spearman_r,
-            n=pair.n,
-            p_value=pair.p_value,
-            q_value=float(q),
-            significant=bool(q < fdr_alpha),
-            reading=reading(pair.metric, pair.indicator, pair.pearson_r, pair.lag_days),
-            profile=pair.profile,
-        )
+        replace(pair, q_value=float(q), significant=bool(q < fdr_alpha))
         for pair, q in zip(pairs, q_values, strict=True)
     ]
     results.sort(key=lambda c: (c.q_value, -abs(c.pearson_r)))

@@ -124,6 +124,19 @@ class MonitoringPlanRequest:
     max_lag_days: int = 0  # 0 = default
 
 
+@dataclass(frozen=True)
+class PatientAnalysisRequest:
+    """Everything the three analyses need, for one pass over the data (AnalyzePatient)."""
+
+    patient_pseudonym: str
+    biometrics: BiometricSamples
+    indicators: IndicatorObservations
+    lookback_days: int = 0  # 0 = default
+    max_lag_days: int = 0  # 0 = default
+    fdr_alpha: float = 0.0  # 0 = default
+    baseline_window_days: int = 0  # 0 = default
+
+
 # --- results ----------------------------------------------------------------------------
 
 
@@ -292,3 +305,10 @@ class MonitoredMetric:
 class MonitoringPlan:
     metrics: tuple[MonitoredMetric, ...]
     summary: str
+
+
+@dataclass(frozen=True)
+class PatientAnalysisReport:
+    correlations: CorrelationReport
+    anomalies: AnomalyReport
+    monitoring_plan: MonitoringPlan

@@ -232,6 +232,26 @@ class BiometricCorrelationServicer(biometric_pb2_grpc.BiometricCorrelationServic
     def __init__(self, service: BiometricService) -> None:
         self._service = service
 
+    async def AnalyzePatient(
+        self, request: biometric_pb2.AnalyzePatientRequest, context: grpc.aio.ServicerContext
+    ) -> biometric_pb2.AnalyzePatientResponse:
+        report = await self._service.analyze_patient(
+            domain.PatientAnalysisRequest(
+                patient_pseudonym=request.patient_pseudonym,
+                biometrics=biometric_samples(request.biometrics),
+                indicators=indicator_observations(request.indicators),
+                lookback_days=request.lookback_days,
+                max_lag_days=request.max_lag_days,
+                fdr_alpha=request.fdr_alpha,
+                baseline_window_days=request.baseline_window_days,
+            )
+        )
+        return biometric_pb2.AnalyzePatientResponse(
+            correlations=correlation_response(report.correlations),
+            anomalies=anomaly_response(report.anomalies),
+            monitoring_plan=plan_response(report.monitoring_plan),
+        )
+
     async def AnalyzeCorrelations(
         self, request: biometric_pb2.AnalyzeCorrelationsRequest, context: grpc.aio.ServicerContext
     ) -> biometric_pb2.AnalyzeCorrelationsResponse:

@@ -7,7 +7,9 @@ early warning says it is unavailable (``insufficient_data`` false, no level,
 the detail naming the train command). No RPC fails because the LSTM is
 missing; ``require_model`` is there for callers that cannot do without it.
 
-CPU-bound work runs in worker threads so the event loop keeps serving.
+CPU-bound work runs in a worker thread so the event loop keeps serving; every
+RPC goes through ``PatientAnalysis``, so a request's data is aggregated once
+and correlated once whichever RPC asks (AnalyzePatient asks for all three).
 """
 
 from __future__ import annotations
@@ -16,10 +18,8 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-from biometric_svc.aggregation import DailySeries, daily_series
+from biometric_svc.aggregation import DailySeries
 from biometric_svc.anomalies import detect_anomalies
-from biometric_svc.correlation import key_indicators, lagged_correlations
-from biometric_svc.coverage import data_coverage, reliability_grade
 from biometric_svc.domain import (
     AnomalyReport,
     AnomalyRequest,
@@ -29,7 +29,8 @@ from biometric_svc.domain import (
     KeyIndicator,
     MonitoringPlan,
     MonitoringPlanRequest,
-    Reliability,
+    PatientAnalysisReport,
+    PatientAnalysisRequest,
 )
 from biometric_svc.early_warning import (
     ARTIFACT_NAME,
@@ -39,6 +40,7 @@ from biometric_svc.early_warning import (
     unavailable_warning,
 )
 from biometric_svc.monitoring_plan import monitoring_plan
+from biometric_svc.patient_analysis import PatientAnalysis
 from biometric_svc.validation import (
     DEFAULT_FDR_ALPHA,
     DEFAULT_LOOKBACK_DAYS,
@@ -94,6 +96,40 @@ class BiometricService:
             return ()
         return (self.early_warning.manifest,)
 
+    # --- AnalyzePatient: the three analyses in one pass ------------------------------
+
+    async def analyze_patient(self, request: PatientAnalysisRequest) -> PatientAnalysisReport:
+        """Correlations (with the early warning), anomalies and the monitoring plan at once.
+
+        The data is aggregated once and correlated once; the plan rests on the
+        same correlations as the report (same lookback and FDR alpha).
+        """
+        collector = ValidationCollector()
+        validate_pseudonym(collector, request.patient_pseudonym)
+        validate_biometrics(collector, request.biometrics)
+        validate_indicators(collector, request.indicators)
+        lookback = resolve_lookback_days(collector, request.lookback_days)
+        max_lag = resolve_max_lag_days(collector, request.max_lag_days)
+        alpha = resolve_fdr_alpha(collector, request.fdr_alpha)
+        window = resolve_baseline_window_days(collector, request.baseline_window_days)
+        collector.raise_if_any()
+        return await asyncio.to_thread(self._patient, request, lookback, max_lag, alpha, window)
+
+    def _patient(
+        self,
+        request: PatientAnalysisRequest,
+        lookback: int,
+        max_lag: int,
+        alpha: float,
+        baseline_window: int,
+    ) -> PatientAnalysisReport:
+        analysis = PatientAnalysis.of(request.biometrics, request.indicators)
+        return PatientAnalysisReport(
+            correlations=self._correlation_report(analysis, lookback, max_lag, alpha),
+            anomalies=self._anomaly_report(analysis, baseline_window),
+            monitoring_plan=self._plan_report(analysis, lookback, max_lag, alpha),
+        )
+
     # --- AnalyzeCorrelations ------------------------------------------------------------
 
     async def analyze_correlations(self, request: CorrelationRequest) -> CorrelationReport:
@@ -110,20 +146,19 @@ class BiometricService:
     def _analyze(
         self, request: CorrelationRequest, lookback: int, max_lag: int, alpha: float
     ) -> CorrelationReport:
-        series = daily_series(request.biometrics, request.indicators)
-        window = series.tail(lookback)
-        coverage = data_coverage(window)
-        grade = reliability_grade(coverage)
-        correlations = (
-            () if grade is Reliability.INSUFFICIENT else lagged_correlations(window, max_lag, alpha)
-        )
-        keys = key_indicators(correlations)
+        analysis = PatientAnalysis.of(request.biometrics, request.indicators)
+        return self._correlation_report(analysis, lookback, max_lag, alpha)
+
+    def _correlation_report(
+        self, analysis: PatientAnalysis, lookback: int, max_lag: int, alpha: float
+    ) -> CorrelationReport:
+        found = analysis.correlations(lookback, max_lag, alpha)
         return CorrelationReport(
-            correlations=correlations,
-            key_indicators=keys,
-            coverage=coverage,
-            reliability=grade,
-            early_warning=self._early_warning(series, keys),
+            correlations=found.correlations,
+            key_indicators=found.key_indicators,
+            coverage=found.coverage,
+            reliability=found.reliability,
+            early_warning=self._early_warning(analysis.series, found.key_indicators),
             models=self.model_manifests(),
         )
 
@@ -145,7 +180,11 @@ class BiometricService:
         return await asyncio.to_thread(self._anomalies, request, window)
 
     def _anomalies(self, request: AnomalyRequest, window: int) -> AnomalyReport:
-        series = daily_series(request.biometrics)
+        return self._anomaly_report(PatientAnalysis.of(request.biometrics), window)
+
+    @staticmethod
+    def _anomaly_report(analysis: PatientAnalysis, window: int) -> AnomalyReport:
+        series = analysis.biometric_series()
         if series.days == 0:
             return AnomalyReport((), (), (), insufficient_data=True)
         return detect_anomalies(series.biometrics, series.dates, window)
@@ -162,14 +201,18 @@ class BiometricService:
         return await asyncio.to_thread(self._plan, request, max_lag)
 
     def _plan(self, request: MonitoringPlanRequest, max_lag: int) -> MonitoringPlan:
-        window = daily_series(request.biometrics, request.indicators).tail(DEFAULT_LOOKBACK_DAYS)
-        coverage = data_coverage(window)
-        grade = reliability_grade(coverage)
-        correlations = (
-            ()
-            if grade is Reliability.INSUFFICIENT
-            else lagged_correlations(window, max_lag, DEFAULT_FDR_ALPHA)
-        )
+        analysis = PatientAnalysis.of(request.biometrics, request.indicators)
+        return self._plan_report(analysis, DEFAULT_LOOKBACK_DAYS, max_lag, DEFAULT_FDR_ALPHA)
+
+    @staticmethod
+    def _plan_report(
+        analysis: PatientAnalysis, lookback: int, max_lag: int, alpha: float
+    ) -> MonitoringPlan:
+        found = analysis.correlations(lookback, max_lag, alpha)
         return monitoring_plan(
-            window.biometrics, correlations, key_indicators(correlations), coverage, grade
+            found.window.biometrics,
+            found.correlations,
+            found.key_indicators,
+            found.coverage,
+            found.reliability,
         )

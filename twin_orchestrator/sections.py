@@ -1,6 +1,7 @@
 """The three sections of the insights: build downstream requests, call, report status.
 
-A section with several RPCs runs them concurrently: all OK -> OK; some failed
+The biometric section is one AnalyzePatient call (the service analyses the
+data in one pass). A section with several RPCs runs them concurrently: all OK -> OK; some failed
 -> DEGRADED (with what failed); all failed -> the failure's status. A section
 never raises: its failure is data in the response.
 """
@@ -163,23 +164,11 @@ Calls = dict[str, tuple[Callable[..., Any], Any]]
 
 
 def biometric_calls(stub: Any, pseudonym: str, data: twin_pb2.PatientData) -> Calls:
-    """The biometric section's RPCs and their requests, by response field name."""
+    """The biometric section's one RPC: every analysis of the patient in one pass."""
     return {
-        "correlations": (
-            stub.AnalyzeCorrelations,
-            biometric_pb2.AnalyzeCorrelationsRequest(
-                patient_pseudonym=pseudonym, biometrics=data.biometrics, indicators=data.symptoms
-            ),
-        ),
-        "anomalies": (
-            stub.DetectAnomalies,
-            biometric_pb2.DetectAnomaliesRequest(
-                patient_pseudonym=pseudonym, biometrics=data.biometrics
-            ),
-        ),
-        "monitoring_plan": (
-            stub.RecommendMonitoringPlan,
-            biometric_pb2.RecommendMonitoringPlanRequest(
+        "patient": (
+            stub.AnalyzePatient,
+            biometric_pb2.AnalyzePatientRequest(
                 patient_pseudonym=pseudonym, biometrics=data.biometrics, indicators=data.symptoms
             ),
         ),
@@ -230,8 +219,11 @@ async def run_biometric(
     section = twin_pb2.BiometricSection(
         result=_combined_status(twin_pb2.SECTION_BIOMETRIC, results, errors, started)
     )
-    for name, value in results.items():
-        getattr(section, name).CopyFrom(value)
+    if "patient" in results:
+        analysis: biometric_pb2.AnalyzePatientResponse = results["patient"]
+        section.correlations.CopyFrom(analysis.correlations)
+        section.anomalies.CopyFrom(analysis.anomalies)
+        section.monitoring_plan.CopyFrom(analysis.monitoring_plan)
     return section
 
 

@@ -5,7 +5,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-PROTO_SRC := $(shell find protos -name '*.proto')
+# Our contracts only: protos/third_party holds upstream files shipped for grpcurl.
+PROTO_SRC := $(shell find protos/novamind -name '*.proto')
 PROTO_STAMP := novamind/.generated
 CERT_STAMP := var/certs/ca.pem
 # checkov pins versions that clash with the runtime's, so it lives in its own venv.
@@ -28,6 +29,9 @@ $(PROTO_STAMP): $(STAMP) $(PROTO_SRC)
 	rm -rf novamind
 	$(PY) -m grpc_tools.protoc -I protos \
 	  --python_out=. --pyi_out=. --grpc_python_out=. $(PROTO_SRC)
+	# Reflection serves this set so `grpcurl describe` shows the proto comments.
+	$(PY) -m grpc_tools.protoc -I protos --include_imports --include_source_info \
+	  --descriptor_set_out=novamind/descriptor_set.binpb $(PROTO_SRC)
 	find novamind -type d -exec touch {}/__init__.py \;
 	touch $(PROTO_STAMP)
 

@@ -21,11 +21,11 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_health.v1.health import SERVICE_NAME as HEALTH_SERVICE_NAME
-from grpc_reflection.v1alpha import reflection
 
 from common.audit import AuditLog
 from common.interceptors import MeshServerInterceptor
 from common.pseudonym import Pseudonymizer
+from common.reflection import enable_documented_reflection
 from common.settings import Settings
 from common.tls import server_credentials
 
@@ -148,9 +148,7 @@ def create_server(
     health_servicer = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     definition.register(server)
-    reflection.enable_server_reflection(
-        (*definition.service_names, HEALTH_SERVICE_NAME, reflection.SERVICE_NAME), server
-    )
+    enable_documented_reflection((*definition.service_names, HEALTH_SERVICE_NAME), server)
     if settings.insecure:
         _LOGGER.warning(
             "NOVAMIND_INSECURE=1: serving PLAINTEXT without client authentication; "

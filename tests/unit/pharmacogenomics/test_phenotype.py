@@ -317,3 +317,21 @@ def test_activity_score_rejects_function_pair_gene_and_bad_scores(kb: KnowledgeB
 def test_hla_carrier_status(kb: KnowledgeBase, marker: str) -> None:
     assert phenotype_for(marker, "positive", kb).phenotype == "Positive"
     assert phenotype_for(marker, "negative", kb).phenotype == "Negative"
+
+
+def test_proto_documents_xn_as_the_service_reads_it(kb: KnowledgeBase) -> None:
+    """common.proto's GeneDiplotype comment and the service agree: xN is two or more copies."""
+    proto = (DATA_DIR.parents[1] / "protos/novamind/common/v1/common.proto").read_text()
+    block = proto[proto.index("message GeneDiplotype") : proto.index("string diplotype = 2;")]
+    comment = " ".join(line.strip().lstrip("/").strip() for line in block.splitlines())
+    assert "xN" in comment and "two or more copies" in comment
+    assert "three or more" not in comment
+    # The examples the comment gives are what the service answers.
+    assert '*4xN/*1" Intermediate' in comment
+    assert phenotype_for("CYP2D6", "*4xN/*1", kb).phenotype == IM
+    assert '*1xN/*1" Ultrarapid' in comment
+    assert phenotype_for("CYP2D6", "*1xN/*1", kb).phenotype == UM
+    assert '*1xN/*4" Indeterminate' in comment
+    two_copies_or_more = phenotype_for("CYP2D6", "*1xN/*4", kb)
+    assert (two_copies_or_more.phenotype, two_copies_or_more.activity_score) == (IND, 2.0)
+    assert two_copies_or_more.activity_score_is_minimum

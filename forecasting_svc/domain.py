@@ -9,9 +9,14 @@ from datetime import datetime
 from enum import Enum
 
 from common.artifacts import ArtifactManifest
+from common.trend import SymptomTrend as Trend
+from common.trend import TrendDirection
 from forecasting_svc.instruments import Instrument
 
 _LOGGER = logging.getLogger(__name__)
+
+# The trend types are the shared definition's (common/trend.py); re-exported for the service.
+__all__ = ["Trend", "TrendDirection"]
 
 
 class ModelChoice(Enum):
@@ -31,12 +36,6 @@ class MedicationEventKind(Enum):
     START = "start"
     STOP = "stop"
     DOSE_CHANGE = "dose_change"
-
-
-class TrendDirection(Enum):
-    IMPROVING = "improving"
-    STABLE = "stable"
-    WORSENING = "worsening"
 
 
 class ImportanceSource(Enum):
@@ -98,14 +97,6 @@ class ForecastPoint:
     quantiles: tuple[tuple[float, float], ...]  # (level, value), levels increasing
     lower: float
     upper: float
-
-
-@dataclass(frozen=True)
-class Trend:
-    direction: TrendDirection
-    slope_per_week: float
-    p_value: float
-    significant: bool
 
 
 @dataclass(frozen=True)

@@ -11,14 +11,8 @@ Thresholds are the published severity cut-points:
 The 0-10 daily mood and anxiety ratings are not validated instruments with
 published cut-points, so no risk periods are computed for them.
 
-A trend is called worsening or improving only when it is significant *and*
-at least ``meaningful_change_per_week``: one minimal clinically important
-difference (MCID) spread over 12 weeks, the usual length of an acute-phase
-treatment assessment. MCIDs: PHQ-9 5 points (Löwe, Unützer, Callahan, Perkins
-& Kroenke, Med Care 2004;42:1194-1201, PMID 15550799); GAD-7 4 points
-(Toussaint et al., J Affect Disord 2020;265:395-401, PMID 32090765). The 0-10
-ratings have no validated MCID; 1 point (a tenth of the scale) is this
-service's choice.
+Trends (direction, minimal important differences) are defined once, in
+common/trend.py, for the forecast and the patient's progress alike.
 """
 
 from __future__ import annotations
@@ -58,12 +52,7 @@ class InstrumentSpec:
     whole_numbers: bool
     higher_is_worse: bool
     thresholds: tuple[ClinicalThreshold, ...]
-    #: Smallest slope (points per week) reported as worsening or improving.
-    meaningful_change_per_week: float
 
-
-#: Weeks over which one MCID counts as a meaningful trend (see the module doc).
-MCID_WEEKS: Final = 12.0
 
 #: The position is the instrument's code inside trained models: append, never reorder.
 INSTRUMENT_ORDER: Final = (Instrument.PHQ9, Instrument.GAD7, Instrument.MOOD, Instrument.ANXIETY)
@@ -79,7 +68,6 @@ SPECS: Final[dict[Instrument, InstrumentSpec]] = {
             ClinicalThreshold(15.0, "PHQ-9 >= 15 (moderately severe)"),
             ClinicalThreshold(20.0, "PHQ-9 >= 20 (severe)"),
         ),
-        meaningful_change_per_week=5.0 / MCID_WEEKS,
     ),
     Instrument.GAD7: InstrumentSpec(
         instrument=Instrument.GAD7,
@@ -88,7 +76,6 @@ SPECS: Final[dict[Instrument, InstrumentSpec]] = {
         whole_numbers=True,
         higher_is_worse=True,
         thresholds=(ClinicalThreshold(15.0, "GAD-7 >= 15 (severe)"),),
-        meaningful_change_per_week=4.0 / MCID_WEEKS,
     ),
     Instrument.MOOD: InstrumentSpec(
         instrument=Instrument.MOOD,
@@ -97,7 +84,6 @@ SPECS: Final[dict[Instrument, InstrumentSpec]] = {
         whole_numbers=False,
         higher_is_worse=False,
         thresholds=(),
-        meaningful_change_per_week=1.0 / MCID_WEEKS,
     ),
     Instrument.ANXIETY: InstrumentSpec(
         instrument=Instrument.ANXIETY,
@@ -106,6 +92,5 @@ SPECS: Final[dict[Instrument, InstrumentSpec]] = {
         whole_numbers=False,
         higher_is_worse=True,
         thresholds=(),
-        meaningful_change_per_week=1.0 / MCID_WEEKS,
     ),
 }

@@ -64,6 +64,7 @@ _MODEL_TO_PROTO: Final = {
     ModelChoice.XGBOOST: forecasting_pb2.FORECAST_MODEL_XGBOOST,
 }
 _TRENDS: Final = {
+    TrendDirection.NOT_ASSESSED: forecasting_pb2.TREND_DIRECTION_UNSPECIFIED,
     TrendDirection.IMPROVING: forecasting_pb2.TREND_DIRECTION_IMPROVING,
     TrendDirection.STABLE: forecasting_pb2.TREND_DIRECTION_STABLE,
     TrendDirection.WORSENING: forecasting_pb2.TREND_DIRECTION_WORSENING,
@@ -144,6 +145,10 @@ def response_to_proto(result: ForecastResult) -> forecasting_pb2.ForecastSymptom
         message.trend.slope_per_week = forecast.trend.slope_per_week
         message.trend.p_value = forecast.trend.p_value
         message.trend.significant = forecast.trend.significant
+        message.trend.slope_lower_per_week = forecast.trend.slope_lower_per_week
+        message.trend.slope_upper_per_week = forecast.trend.slope_upper_per_week
+        message.trend.scores = forecast.trend.scores
+        message.trend.fitted_change = forecast.trend.fitted_change
         for period in forecast.risk_periods:
             period_message = message.risk_periods.add(
                 threshold=period.threshold,

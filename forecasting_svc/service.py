@@ -221,13 +221,7 @@ class ForecastingService:
                     find_risk_periods(dates, probabilities, threshold, spec.risk_probability)
                 )
             offsets, scores = window.recent_scores(row)
-            trend = compute_trend(
-                offsets,
-                scores,
-                central[:, 1],
-                higher_is_worse=spec_i.higher_is_worse,
-                meaningful_change_per_week=spec_i.meaningful_change_per_week,
-            )
+            trend = compute_trend(offsets, scores, instrument)
             drivers: list[FeatureImportance] = []
             if prediction.shap is not None:
                 drivers.extend(shap_importance(prediction.shap, FEATURE_NAMES))

@@ -18,6 +18,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
+from typing import Final
 
 import pandas as pd
 
@@ -41,6 +42,8 @@ WEEKS_BETWEEN_VISITS = 3
 #: The check-in comes this many days before the relapse onset between the visits.
 CHECK_IN_DAYS_BEFORE_ONSET = 3
 DEMO_PATIENT_ID = "DEMO-0001"
+#: The cohort the demo patient is chosen from.
+DEMO_COHORT: Final = CohortConfig(n_patients=200, n_days=180, seed=7)
 
 
 def train_missing_models() -> None:
@@ -139,7 +142,7 @@ def main() -> int:
             started.append(proc)
             wait_healthy(proc.health_port, proto_service, process=proc.process, timeout=120)
             print(f"✔ {name:<17} SERVING  mTLS :{port}  health :{proc.health_port}")
-        cohort = generate_cohort(CohortConfig(n_patients=200, n_days=180, seed=7))
+        cohort = generate_cohort(DEMO_COHORT)
         asyncio.run(run_patient(cohort, choose_patient(cohort)))
         print("\nTry it yourself (operator certificate):")
         print(

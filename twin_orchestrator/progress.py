@@ -1,7 +1,9 @@
 """GetPatientProgress: the patient's timeline over stored snapshots.
 
 - risk level and latest scores per snapshot;
-- symptom trend per instrument over every observation seen (daily means);
+- per instrument, the change between the first and the last snapshot's latest
+  score, and the trend of the last six weeks of every observation seen (daily
+  means) by the one trend definition the forecast uses too (common/trend.py);
 - for each past forecast, its error against what was observed later (taken
   from the histories of later snapshots): MAE of the point forecast and the
   share of observations inside the interval — how well the twin predicts
@@ -16,16 +18,22 @@ from datetime import UTC, date, datetime
 
 import numpy as np
 
+from common.clinical_scales import INSTRUMENT_BY_NAME
 from common.proto_convert import from_timestamp, to_timestamp
+from common.trend import TREND_RULES, SymptomTrend, TrendDirection, symptom_trend
 from novamind.common.v1 import common_pb2
 from novamind.forecasting.v1 import forecasting_pb2
 from novamind.twin.v1 import twin_pb2
 from twin_orchestrator.store import Snapshot
 
-#: A change smaller than this many points per week counts as stable.
-STABLE_SLOPE_PER_WEEK = 0.25
-#: Instruments where a higher score is better (the others: higher is worse).
-HIGHER_IS_BETTER = frozenset({common_pb2.INSTRUMENT_MOOD})
+#: Trend directions of the shared definition as the proto spells them.
+_DIRECTIONS = {
+    TrendDirection.NOT_ASSESSED: forecasting_pb2.TREND_DIRECTION_UNSPECIFIED,
+    TrendDirection.IMPROVING: forecasting_pb2.TREND_DIRECTION_IMPROVING,
+    TrendDirection.STABLE: forecasting_pb2.TREND_DIRECTION_STABLE,
+    TrendDirection.WORSENING: forecasting_pb2.TREND_DIRECTION_WORSENING,
+}
+_NAMES = {number: name for name, number in INSTRUMENT_BY_NAME.items()}
 
 
 def _daily_means(snapshots: list[Snapshot]) -> dict[common_pb2.Instrument, dict[date, float]]:
@@ -55,29 +63,49 @@ def _latest_scores(snapshot: Snapshot) -> list[common_pb2.SymptomObservation]:
     return [latest[k] for k in sorted(latest)]
 
 
-def _trend(
-    instrument: common_pb2.Instrument, daily: dict[date, float]
+def trend_message(trend: SymptomTrend) -> forecasting_pb2.Trend:
+    return forecasting_pb2.Trend(
+        direction=_DIRECTIONS[trend.direction],
+        slope_per_week=trend.slope_per_week,
+        p_value=trend.p_value,
+        significant=trend.significant,
+        slope_lower_per_week=trend.slope_lower_per_week,
+        slope_upper_per_week=trend.slope_upper_per_week,
+        scores=trend.scores,
+        fitted_change=trend.fitted_change,
+    )
+
+
+def _change(instrument: common_pb2.Instrument, snapshots: list[Snapshot]) -> float:
+    """Latest score in the last snapshot holding the instrument minus that of the first."""
+    latest = [
+        obs.score
+        for snapshot in snapshots
+        for obs in _latest_scores(snapshot)
+        if obs.instrument == instrument
+    ]
+    return float(latest[-1] - latest[0]) if latest else 0.0
+
+
+def _summary(
+    instrument: common_pb2.Instrument, daily: dict[date, float], snapshots: list[Snapshot]
 ) -> twin_pb2.SymptomTrendSummary | None:
-    if len(daily) < 2:
+    name = _NAMES.get(instrument)
+    if name is None or not daily:
         return None
     days = sorted(daily)
-    x = np.array([(d - days[0]).days for d in days], dtype=float)
-    y = np.array([daily[d] for d in days])
-    slope_per_week = float(np.polyfit(x, y, 1)[0] * 7) if np.ptp(x) > 0 else 0.0
-    if abs(slope_per_week) < STABLE_SLOPE_PER_WEEK:
-        direction = forecasting_pb2.TREND_DIRECTION_STABLE
-    else:
-        worse = slope_per_week < 0 if instrument in HIGHER_IS_BETTER else slope_per_week > 0
-        direction = (
-            forecasting_pb2.TREND_DIRECTION_WORSENING
-            if worse
-            else forecasting_pb2.TREND_DIRECTION_IMPROVING
-        )
+    trend = symptom_trend(
+        np.array([d.toordinal() for d in days], dtype=np.float64),
+        np.array([daily[d] for d in days]),
+        TREND_RULES[name],
+    )
+    message = trend_message(trend)
     return twin_pb2.SymptomTrendSummary(
         instrument=instrument,
-        direction=direction,
-        change=float(y[-1] - y[0]),
-        slope_per_week=slope_per_week,
+        direction=message.direction,
+        change=_change(instrument, snapshots),
+        slope_per_week=trend.slope_per_week,
+        trend=message,
     )
 
 
@@ -144,8 +172,8 @@ def build_progress(snapshots: list[Snapshot]) -> twin_pb2.GetPatientProgressResp
         point.latest_scores.extend(_latest_scores(snapshot))
         response.forecast_accuracy.extend(_accuracy(snapshot, daily))
     for instrument in sorted(daily):
-        trend = _trend(instrument, daily[instrument])
-        if trend is not None:
-            response.symptom_trends.append(trend)
+        summary = _summary(instrument, daily[instrument], snapshots)
+        if summary is not None:
+            response.symptom_trends.append(summary)
     response.medication_changes.extend(_medication_changes(snapshots))
     return response

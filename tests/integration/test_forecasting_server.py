@@ -137,3 +137,25 @@ async def test_concurrent_requests_are_batched_into_one_model_call(make_settings
     assert forecasting.batcher.stats.items == 8
     assert forecasting.batcher.stats.largest_batch > 1
     assert forecasting.batcher.stats.batches < 8
+
+
+@pytest.mark.parametrize(
+    ("instrument", "scores"),
+    [(common_pb2.INSTRUMENT_PHQ9, (5, 10, 16, 22)), (common_pb2.INSTRUMENT_GAD7, (4, 9, 13, 18))],
+)
+async def test_four_weekly_scores_rising_to_severe_read_worsening(
+    make_settings, pki_dir, forecasting, instrument, scores
+):
+    request = forecasting_pb2.ForecastSymptomsRequest(patient_pseudonym=PSEUDONYM, horizon_days=14)
+    for week, score in enumerate(scores):
+        observation = request.history.add(instrument=instrument, score=float(score))
+        observation.observed_at.FromDatetime(START + timedelta(days=7 * week))
+    async with running(make_settings("forecasting"), service_definition(forecasting)) as mesh:
+        async with channel_to(mesh, pki_dir, identity="orchestrator") as channel:
+            stub = forecasting_pb2_grpc.SymptomForecastingServiceStub(channel)
+            reply = await stub.ForecastSymptoms(request, timeout=20)
+    (forecast,) = reply.forecasts
+    assert forecast.trend.direction == forecasting_pb2.TREND_DIRECTION_WORSENING
+    assert forecast.trend.significant and forecast.trend.scores == 4
+    assert forecast.trend.slope_lower_per_week > 0
+    assert forecast.trend.fitted_change >= 4.0

@@ -53,12 +53,45 @@ def test_progress_timeline_trend_accuracy_and_medication_changes():
     assert accuracy.interval_coverage == pytest.approx(2 / 3)
     (trend,) = progress.symptom_trends
     assert trend.direction == forecasting_pb2.TREND_DIRECTION_IMPROVING
-    assert trend.slope_per_week < 0 and trend.change == pytest.approx(12 - 18)
+    assert trend.trend.direction == trend.direction and trend.trend.scores == 6
+    # From the first snapshot's latest score (16 on day 2), not the first ever (18).
+    assert trend.slope_per_week < 0 and trend.change == pytest.approx(12 - 16)
     changes = {(c.medication, c.change) for c in progress.medication_changes}
     assert changes == {
         ("bupropion", common_pb2.MEDICATION_EVENT_TYPE_START),
         ("sertraline", common_pb2.MEDICATION_EVENT_TYPE_STOP),
     }
+
+
+def test_weekly_phq9_from_5_to_22_is_worsening_in_progress():
+    scores = {0: 5.0, 7: 10.0, 14: 16.0, 21: 22.0}
+    snapshots = [
+        _snapshot(f"s{day}", day, {d: s for d, s in scores.items() if d <= day}, [])
+        for day in scores
+    ]
+    (trend,) = build_progress(snapshots).symptom_trends
+    assert trend.direction == forecasting_pb2.TREND_DIRECTION_WORSENING
+    assert trend.change == pytest.approx(22 - 5)
+    assert trend.trend.significant and trend.trend.slope_lower_per_week > 0
+
+
+def test_progress_trend_covers_the_last_six_weeks_only():
+    # Twenty weeks: a fall to 8 over the first twelve, then flat with noise.
+    old = {7 * w: 26.0 - 1.5 * w for w in range(12)}
+    recent = {7 * w: 8.0 + (w % 3) - 1 for w in range(12, 21)}
+    snapshot = _snapshot("s1", 140, {**old, **recent}, [])
+    (trend,) = build_progress([snapshot]).symptom_trends
+    assert trend.trend.scores == 7  # days 98..140: weeks 14..20
+    assert trend.direction == forecasting_pb2.TREND_DIRECTION_STABLE
+    assert trend.change == 0.0  # one snapshot
+
+
+def test_fewer_than_four_scores_are_not_assessed_but_change_is_given():
+    first = _snapshot("s1", 0, {0: 9.0}, [])
+    second = _snapshot("s2", 14, {0: 9.0, 14: 15.0}, [])
+    (trend,) = build_progress([first, second]).symptom_trends
+    assert trend.direction == forecasting_pb2.TREND_DIRECTION_UNSPECIFIED
+    assert trend.change == pytest.approx(6.0)
 
 
 def test_empty_history_gives_empty_progress():

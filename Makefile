@@ -12,7 +12,7 @@ CERT_STAMP := var/certs/ca.pem
 # checkov pins versions that clash with the runtime's, so it lives in its own venv.
 CHECKOV := .venv-checkov/bin/checkov
 
-.PHONY: all venv protos certs checkov report-deps report-check lint test test-unit test-integration demo train bench clean
+.PHONY: all venv protos certs checkov report-deps postgres-deps report-check lint test test-unit test-integration demo train bench clean
 
 all: venv protos certs
 
@@ -54,6 +54,12 @@ report-deps:
 	  echo "installing Debian's chromium (headless report check)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 
+# Debian's PostgreSQL server: the store tests start a real one (initdb + pg_ctl) in a temp dir.
+postgres-deps:
+	@command -v pg_ctl >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || { \
+	  echo "installing Debian's postgresql (store tests)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null; }
+
 # Renders the newest report written by `make demo` in headless Chromium and checks it is not blank.
 report-check: venv protos report-deps
 	@latest=$$(ls -t var/reports/*.html 2>/dev/null | head -1); \
@@ -66,13 +72,13 @@ lint: venv protos
 	$(VENV)/bin/mypy common forecasting_svc biometric_svc pharmacogenomics_svc twin_orchestrator worlds
 	cd protos && ../$(VENV)/bin/buf lint
 
-test: venv protos certs $(CHECKOV) report-deps
+test: venv protos certs $(CHECKOV) report-deps postgres-deps
 	$(PY) -m pytest -q -p no:cacheprovider tests
 
-test-unit: venv protos
+test-unit: venv protos certs postgres-deps
 	$(PY) -m pytest -q -p no:cacheprovider tests/unit
 
-test-integration: venv protos certs report-deps
+test-integration: venv protos certs report-deps postgres-deps
 	$(PY) -m pytest -q -p no:cacheprovider tests/integration tests/e2e
 
 train: venv protos

@@ -1,8 +1,24 @@
-"""Client channels for mesh peers: mTLS, keepalive, retries, tracing, request ids.
+"""Client channels for mesh peers: mTLS, balancing, keepalive, retries, tracing, request ids.
+
+A target is any gRPC target URI: ``dns:///name:port`` (every address the name
+resolves to, e.g. a headless Kubernetes Service), ``ipv4:a:p1,b:p2`` (a fixed
+list) or plain ``host:port``. Calls are spread over all resolved addresses
+with ``round_robin``; with a health service name, each connection also watches
+``grpc.health.v1`` on its server (client-side health checking), so a replica
+that reports NOT_SERVING (draining after SIGTERM) gets no new calls and a
+replica whose connection breaks (killed) drops out as soon as the break is
+seen. Servers close connections after NOVAMIND_MAX_CONNECTION_AGE_SECONDS,
+which makes the client re-resolve and pick up new replicas.
+
+TLS checks the server certificate against ``expected_server_name`` (the
+identity the caller expects, e.g. ``forecasting``), not against the target
+string: a list of IPs has no host name to check, and a certificate of another
+mesh service must not pass for this one.
 
 Retries on UNAVAILABLE come from the gRPC service config (not hand-written
-loops), so they respect the call's deadline. The client interceptor opens a
-CLIENT span, forwards the W3C trace context and the current request id.
+loops), so they respect the call's deadline and a retried call is picked onto
+another replica. The client interceptor opens a CLIENT span, forwards the W3C
+trace context and the current request id.
 """
 
 from __future__ import annotations
@@ -21,23 +37,30 @@ from common.tls import channel_credentials
 from common.tracing import get_tracer, safe_attributes
 
 
-def retry_service_config(service_names: Sequence[str], max_attempts: int = 3) -> str:
-    return json.dumps(
-        {
-            "methodConfig": [
-                {
-                    "name": [{"service": name} for name in service_names],
-                    "retryPolicy": {
-                        "maxAttempts": max_attempts,
-                        "initialBackoff": "0.05s",
-                        "maxBackoff": "0.5s",
-                        "backoffMultiplier": 2,
-                        "retryableStatusCodes": ["UNAVAILABLE"],
-                    },
-                }
-            ]
-        }
-    )
+def mesh_service_config(
+    service_names: Sequence[str],
+    *,
+    health_service: str | None = None,
+    max_attempts: int = 3,
+) -> str:
+    """Service config: round_robin, optional client-side health checking, retries."""
+    config: dict[str, Any] = {"loadBalancingConfig": [{"round_robin": {}}]}
+    if health_service is not None:
+        config["healthCheckConfig"] = {"serviceName": health_service}
+    if service_names:
+        config["methodConfig"] = [
+            {
+                "name": [{"service": name} for name in service_names],
+                "retryPolicy": {
+                    "maxAttempts": max_attempts,
+                    "initialBackoff": "0.05s",
+                    "maxBackoff": "0.5s",
+                    "backoffMultiplier": 2,
+                    "retryableStatusCodes": ["UNAVAILABLE"],
+                },
+            }
+        ]
+    return json.dumps(config)
 
 
 class TracingClientInterceptor(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[type-arg]
@@ -105,14 +128,24 @@ def mesh_channel(
     insecure: bool = False,
     service_names: Sequence[str] = (),
     max_message_bytes: int = 16 * 1024 * 1024,
-    server_name_override: str | None = None,
+    expected_server_name: str | None = None,
+    health_service: str | None = None,
 ) -> grpc.aio.Channel:
-    """An aio channel to a mesh peer, presenting ``identity``'s certificate."""
+    """An aio channel to a mesh peer, presenting ``identity``'s certificate.
+
+    ``expected_server_name``: the name the server's certificate must carry
+    (default: the host of ``target``, which a list of addresses does not have).
+    ``health_service``: the proto service whose health each connection watches.
+    """
     options: list[tuple[str, Any]] = channel_options(max_message_bytes)
-    if service_names:
-        options.append(("grpc.service_config", retry_service_config(service_names)))
-    if server_name_override:
-        options.append(("grpc.ssl_target_name_override", server_name_override))
+    options.append(
+        (
+            "grpc.service_config",
+            mesh_service_config(service_names, health_service=health_service),
+        )
+    )
+    if expected_server_name:
+        options.append(("grpc.ssl_target_name_override", expected_server_name))
     interceptors: list[Any] = [TracingClientInterceptor()]
     if insecure:
         return grpc.aio.insecure_channel(target, options=options, interceptors=interceptors)

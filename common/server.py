@@ -62,6 +62,10 @@ def server_options(settings: Settings) -> list[tuple[str, int]]:
         ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
         ("grpc.http2.max_pings_without_data", 0),
         ("grpc.so_reuseport", 0),
+        # Clients balance over the connections they hold; closing old ones (with a
+        # GOAWAY, calls in flight get the grace) makes them re-resolve and find new replicas.
+        ("grpc.max_connection_age_ms", settings.max_connection_age_seconds * 1000),
+        ("grpc.max_connection_age_grace_ms", settings.max_connection_age_grace_seconds * 1000),
     ]
 
 

@@ -34,6 +34,9 @@ DEFAULT_ALLOWED_CALLERS: dict[str, tuple[str, ...]] = {
 
 HEALTH_PORT_OFFSET = 1000
 
+#: gRPC name-resolver schemes a downstream address may use (besides plain host:port).
+TARGET_SCHEMES = ("dns", "ipv4", "ipv6", "unix", "unix-abstract")
+
 
 class SettingsError(ValueError):
     """A NOVAMIND_* variable is malformed; the message names the variable and the rule."""
@@ -74,6 +77,30 @@ def _get_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     if raw.lower() in {"0", "false", "no", "off"}:
         return False
     raise SettingsError(f"{name}: must be one of 1/0/true/false/yes/no/on/off")
+
+
+def _get_target(env: Mapping[str, str], name: str, default: str) -> str:
+    """A gRPC target: ``host:port`` or a resolver URI (``dns:///name:port``, ``ipv4:a:p,b:p``)."""
+    raw = env.get(name, "").strip() or default
+    scheme, colon, rest = raw.partition(":")
+    if colon and scheme in TARGET_SCHEMES:
+        if not rest.strip("/"):
+            raise SettingsError(f"{name}: {scheme}: target names no address")
+        return raw
+    host, colon, port = raw.rpartition(":")
+    if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise SettingsError(
+            f"{name}: must be host:port or a gRPC target URI "
+            f"({', '.join(s + ':' for s in TARGET_SCHEMES)})"
+        )
+    return raw
+
+
+def _get_store_url(env: Mapping[str, str]) -> str:
+    raw = env.get("NOVAMIND_STORE_URL", "").strip()
+    if raw and not raw.startswith(("postgresql://", "postgres://")):
+        raise SettingsError("NOVAMIND_STORE_URL: must be a postgresql:// URL (or unset for SQLite)")
+    return raw
 
 
 @dataclass(frozen=True)
@@ -122,10 +149,26 @@ class Settings:
     """NOVAMIND_BIOMETRIC_ADDR: biometric service address (orchestrator only)."""
     pharmacogenomics_addr: str = "localhost:50053"
     """NOVAMIND_PHARMACOGENOMICS_ADDR: pharmacogenomics service address (orchestrator only)."""
+    forecasting_server_name: str = "forecasting"
+    """NOVAMIND_FORECASTING_SERVER_NAME: name the forecasting certificate must carry."""
+    biometric_server_name: str = "biometric"
+    """NOVAMIND_BIOMETRIC_SERVER_NAME: name the biometric certificate must carry."""
+    pharmacogenomics_server_name: str = "pharmacogenomics"
+    """NOVAMIND_PHARMACOGENOMICS_SERVER_NAME: name the pharmacogenomics certificate must carry."""
+    max_connection_age_seconds: int = 300
+    """NOVAMIND_MAX_CONNECTION_AGE_SECONDS: connections this old are closed (clients re-resolve)."""
+    max_connection_age_grace_seconds: int = 30
+    """NOVAMIND_MAX_CONNECTION_AGE_GRACE_SECONDS: time for calls on a closing connection."""
     default_deadline_seconds: float = 20.0
     """NOVAMIND_DEFAULT_DEADLINE_SECONDS: budget of a call that sets no deadline."""
     store_path: Path = Path("var/store/twin.sqlite")
     """NOVAMIND_STORE_PATH: SQLite file of the orchestrator's longitudinal store."""
+    store_url: str = ""
+    """NOVAMIND_STORE_URL: postgresql:// URL of a shared store; unset means SQLite."""
+    store_password_file: Path | None = None
+    """NOVAMIND_STORE_PASSWORD_FILE: file holding the PostgreSQL password (a mounted secret)."""
+    store_pool_size: int = 10
+    """NOVAMIND_STORE_POOL_SIZE: most PostgreSQL connections one orchestrator process opens."""
     max_history_points: int = 20_000
     """NOVAMIND_MAX_HISTORY_POINTS: largest number of observations accepted in one request."""
     extra: dict[str, str] = field(default_factory=dict)
@@ -171,13 +214,33 @@ class Settings:
             key_dir=Path(env.get("NOVAMIND_KEY_DIR", "var/keys")),
             require_secrets=_get_bool(env, "NOVAMIND_REQUIRE_SECRETS", False),
             audit_log=Path(env.get("NOVAMIND_AUDIT_LOG", f"var/audit/{service}.jsonl")),
-            forecasting_addr=env.get("NOVAMIND_FORECASTING_ADDR", "localhost:50051"),
-            biometric_addr=env.get("NOVAMIND_BIOMETRIC_ADDR", "localhost:50052"),
-            pharmacogenomics_addr=env.get("NOVAMIND_PHARMACOGENOMICS_ADDR", "localhost:50053"),
+            forecasting_addr=_get_target(env, "NOVAMIND_FORECASTING_ADDR", "localhost:50051"),
+            biometric_addr=_get_target(env, "NOVAMIND_BIOMETRIC_ADDR", "localhost:50052"),
+            pharmacogenomics_addr=_get_target(
+                env, "NOVAMIND_PHARMACOGENOMICS_ADDR", "localhost:50053"
+            ),
+            forecasting_server_name=env.get("NOVAMIND_FORECASTING_SERVER_NAME", "forecasting"),
+            biometric_server_name=env.get("NOVAMIND_BIOMETRIC_SERVER_NAME", "biometric"),
+            pharmacogenomics_server_name=env.get(
+                "NOVAMIND_PHARMACOGENOMICS_SERVER_NAME", "pharmacogenomics"
+            ),
+            max_connection_age_seconds=_get_int(
+                env, "NOVAMIND_MAX_CONNECTION_AGE_SECONDS", 300, 1, 86_400
+            ),
+            max_connection_age_grace_seconds=_get_int(
+                env, "NOVAMIND_MAX_CONNECTION_AGE_GRACE_SECONDS", 30, 0, 3600
+            ),
             default_deadline_seconds=_get_float(
                 env, "NOVAMIND_DEFAULT_DEADLINE_SECONDS", 20.0, 0.1, 600.0
             ),
             store_path=Path(env.get("NOVAMIND_STORE_PATH", "var/store/twin.sqlite")),
+            store_url=_get_store_url(env),
+            store_password_file=(
+                Path(env["NOVAMIND_STORE_PASSWORD_FILE"])
+                if env.get("NOVAMIND_STORE_PASSWORD_FILE")
+                else None
+            ),
+            store_pool_size=_get_int(env, "NOVAMIND_STORE_POOL_SIZE", 10, 1, 1000),
             max_history_points=_get_int(env, "NOVAMIND_MAX_HISTORY_POINTS", 20_000, 10, 10_000_000),
             extra=extra,
         )

@@ -1,10 +1,12 @@
-"""Shared fixtures: a real dev PKI, settings for loopback servers, mTLS channels."""
+"""Shared fixtures: a real dev PKI, settings for loopback servers, mTLS channels,
+a real PostgreSQL server (started once per session) with a fresh database per test."""
 
 from __future__ import annotations
 
 import dataclasses
+import secrets
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from common.certs import generate_dev_pki
 from common.channels import mesh_channel
 from common.server import MeshServer, ServiceDefinition, create_server
 from common.settings import Settings
+from tests.postgres_server import PostgresServer, start_postgres, stop_postgres
 
 
 @pytest.fixture(scope="session")
@@ -67,3 +70,45 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def postgres_server(pki_dir: Path) -> Iterator[PostgresServer]:
+    """One real PostgreSQL server for the session (TLS on, certificate of the test PKI)."""
+    server = start_postgres(
+        ssl_cert=pki_dir / "pharmacogenomics.pem", ssl_key=pki_dir / "pharmacogenomics-key.pem"
+    )
+    try:
+        yield server
+    finally:
+        stop_postgres(server)
+
+
+@dataclasses.dataclass(frozen=True)
+class PostgresDatabase:
+    """A fresh database on the test server: its URL (no password) and the password file."""
+
+    server: PostgresServer
+    name: str
+    url: str
+    password: str
+    password_file: Path
+
+    def admin_url(self) -> str:
+        return self.server.admin_url(self.name)
+
+
+@pytest.fixture
+def postgres_database(postgres_server: PostgresServer, tmp_path: Path) -> PostgresDatabase:
+    password = secrets.token_hex(12)
+    name, role = postgres_server.create_database(password)
+    password_file = tmp_path / "store-password"
+    password_file.write_text(password + "\n")
+    password_file.chmod(0o600)
+    return PostgresDatabase(
+        server=postgres_server,
+        name=name,
+        url=postgres_server.url(name, user=role),
+        password=password,
+        password_file=password_file,
+    )

@@ -99,7 +99,9 @@ class MeshClients:
 
     @classmethod
     def connect(cls, settings: Settings) -> MeshClients:
-        def downstream(name: str, target: str, service: str) -> Downstream:
+        def downstream(name: str, target: str, server_name: str, service: str) -> Downstream:
+            # The certificate must name this service: a reply from another mesh
+            # service (a wrong address, a mixed-up DNS record) fails the handshake.
             channel = mesh_channel(
                 target,
                 tls_dir=settings.tls_dir,
@@ -107,22 +109,27 @@ class MeshClients:
                 insecure=settings.insecure,
                 service_names=(service,),
                 max_message_bytes=settings.max_message_bytes,
+                expected_server_name=server_name,
+                health_service=service,
             )
             return Downstream(name, channel, CircuitBreaker(name))
 
         forecasting = downstream(
             "forecasting",
             settings.forecasting_addr,
+            settings.forecasting_server_name,
             "novamind.forecasting.v1.SymptomForecastingService",
         )
         biometric = downstream(
             "biometric",
             settings.biometric_addr,
+            settings.biometric_server_name,
             "novamind.biometric.v1.BiometricCorrelationService",
         )
         pharmacogenomics = downstream(
             "pharmacogenomics",
             settings.pharmacogenomics_addr,
+            settings.pharmacogenomics_server_name,
             "novamind.pharmacogenomics.v1.PharmacogenomicsService",
         )
         return cls(

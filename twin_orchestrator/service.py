@@ -174,4 +174,4 @@ class TwinService:
 
     async def close(self) -> None:
         await self.clients.close()
-        self.store.close()
+        await self.store.close()

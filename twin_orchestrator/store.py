@@ -1,46 +1,41 @@
-"""Longitudinal store of twin snapshots: SQLite (WAL), AES-GCM encrypted payloads.
+"""The longitudinal store of twin snapshots: the interface and its encryption.
 
-Rows are keyed by the patient's pseudonym, never the raw id. Everything
-clinical (the input data and the insights) lives only inside the encrypted
-payload; in clear text the file holds the pseudonym, a random snapshot id and
-the generation time. The payload's associated data binds it to its row, so a
-ciphertext moved to another patient's row fails to decrypt.
+Two backends implement :class:`SnapshotStore`: SQLite (``sqlite_store.py``,
+the embedded default, one orchestrator replica) and PostgreSQL
+(``postgres_store.py``, ``NOVAMIND_STORE_URL``, any number of replicas). Both
+store exactly the same row: the patient's pseudonym (never the raw id), a
+random snapshot id, the generation time, and an AES-GCM ciphertext holding
+everything clinical (the input data and the insights). The ciphertext's
+associated data binds it to its row, so a payload moved to another patient's
+row, or given another snapshot id, fails to decrypt.
 
-``save`` returns only after the transaction committed with synchronous=FULL,
-so a snapshot acknowledged to a caller survives a crash of the process.
+``save`` returns only after the row is durably committed, so a snapshot
+acknowledged to a caller survives a crash of the process (and, for
+PostgreSQL, of the replica that wrote it).
 """
 
 from __future__ import annotations
 
-import asyncio
+import abc
 import secrets
-import sqlite3
 import struct
-import threading
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
+from datetime import datetime
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from novamind.twin.v1 import twin_pb2
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS snapshots (
-    snapshot_id  TEXT PRIMARY KEY,
-    pseudonym    TEXT NOT NULL,
-    generated_at TEXT NOT NULL,
-    nonce        BLOB NOT NULL,
-    payload      BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS snapshots_by_patient ON snapshots (pseudonym, generated_at);
-"""
 _FORMAT_VERSION = 1
+_NONCE_BYTES = 12
 
 
 class StoreError(Exception):
-    """The store could not be read or a payload failed authentication."""
+    """The store could not be reached or read, or a payload failed authentication.
+
+    Messages never carry patient data, connection secrets or ciphertext.
+    """
 
 
 @dataclass(frozen=True)
@@ -52,12 +47,23 @@ class Snapshot:
     response: twin_pb2.GenerateInsightsResponse
 
 
+@dataclass(frozen=True)
+class SealedSnapshot:
+    """What a backend writes: clear row keys plus the encrypted payload."""
+
+    snapshot_id: str
+    pseudonym: str
+    generated_at: datetime
+    nonce: bytes
+    ciphertext: bytes
+
+
 def _encode(data: twin_pb2.PatientData, response: twin_pb2.GenerateInsightsResponse) -> bytes:
     data_bytes = data.SerializeToString()
     return (
         struct.pack(">BI", _FORMAT_VERSION, len(data_bytes))
         + data_bytes
-        + (response.SerializeToString())
+        + response.SerializeToString()
     )
 
 
@@ -70,88 +76,51 @@ def _decode(blob: bytes) -> tuple[twin_pb2.PatientData, twin_pb2.GenerateInsight
     return data, response
 
 
-class SnapshotStore:
-    """Thread-safe; async methods run SQLite in a worker thread."""
+class SnapshotCipher:
+    """AES-256-GCM of snapshot payloads, bound to (snapshot id, pseudonym)."""
 
-    def __init__(self, path: Path, key: bytes) -> None:
+    def __init__(self, key: bytes) -> None:
         if len(key) < 32:
             raise ValueError("store key: must be at least 32 bytes")
         self._aead = AESGCM(key[:32])
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._path = path
-        self._lock = threading.Lock()
-        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=FULL")
-        self._conn.execute("PRAGMA busy_timeout=5000")
-        self._conn.executescript(_SCHEMA)
-
-    @property
-    def path(self) -> Path:
-        return self._path
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
 
     @staticmethod
     def _aad(snapshot_id: str, pseudonym: str) -> bytes:
         return f"novamind-snapshot:{snapshot_id}:{pseudonym}".encode()
 
-    def save_sync(
+    def seal(
         self,
         pseudonym: str,
         generated_at: datetime,
         data: twin_pb2.PatientData,
         response: twin_pb2.GenerateInsightsResponse,
         snapshot_id: str | None = None,
-    ) -> str:
+    ) -> SealedSnapshot:
         snapshot_id = snapshot_id or secrets.token_hex(16)
-        nonce = secrets.token_bytes(12)
+        nonce = secrets.token_bytes(_NONCE_BYTES)
         ciphertext = self._aead.encrypt(
             nonce, _encode(data, response), self._aad(snapshot_id, pseudonym)
         )
-        stamp = generated_at.astimezone(UTC).isoformat(timespec="microseconds")
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                self._conn.execute(
-                    "INSERT INTO snapshots VALUES (?, ?, ?, ?, ?)",
-                    (snapshot_id, pseudonym, stamp, nonce, ciphertext),
-                )
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-        return snapshot_id
+        return SealedSnapshot(snapshot_id, pseudonym, generated_at, nonce, ciphertext)
 
-    def history_sync(self, pseudonym: str, since: datetime | None = None) -> list[Snapshot]:
-        query = (
-            "SELECT snapshot_id, generated_at, nonce, payload FROM snapshots WHERE pseudonym = ?"
-        )
-        params: list[str] = [pseudonym]
-        if since is not None:
-            query += " AND generated_at >= ?"
-            params.append(since.astimezone(UTC).isoformat(timespec="microseconds"))
-        query += " ORDER BY generated_at, snapshot_id"
-        with self._lock:
-            rows = self._conn.execute(query, params).fetchall()
-        snapshots = []
-        for snapshot_id, stamp, nonce, ciphertext in rows:
-            try:
-                plain = self._aead.decrypt(nonce, ciphertext, self._aad(snapshot_id, pseudonym))
-            except InvalidTag as exc:
-                raise StoreError(f"snapshot {snapshot_id} failed authentication") from exc
-            data, response = _decode(plain)
-            snapshots.append(
-                Snapshot(snapshot_id, pseudonym, datetime.fromisoformat(stamp), data, response)
+    def open(self, sealed: SealedSnapshot) -> Snapshot:
+        try:
+            plain = self._aead.decrypt(
+                sealed.nonce, sealed.ciphertext, self._aad(sealed.snapshot_id, sealed.pseudonym)
             )
-        return snapshots
+        except InvalidTag as exc:
+            raise StoreError(f"snapshot {sealed.snapshot_id} failed authentication") from exc
+        data, response = _decode(plain)
+        return Snapshot(sealed.snapshot_id, sealed.pseudonym, sealed.generated_at, data, response)
 
-    def count_sync(self) -> int:
-        with self._lock:
-            return int(self._conn.execute("SELECT COUNT(*) FROM snapshots").fetchone()[0])
 
+class SnapshotStore(abc.ABC):
+    """What the orchestrator needs from a longitudinal store; safe for concurrent use."""
+
+    #: "sqlite" or "postgresql", for logs and health reporting.
+    backend: str
+
+    @abc.abstractmethod
     async def save(
         self,
         pseudonym: str,
@@ -160,9 +129,16 @@ class SnapshotStore:
         response: twin_pb2.GenerateInsightsResponse,
         snapshot_id: str | None = None,
     ) -> str:
-        return await asyncio.to_thread(
-            self.save_sync, pseudonym, generated_at, data, response, snapshot_id
-        )
+        """Encrypt and durably store one snapshot; return its id once committed."""
 
+    @abc.abstractmethod
     async def history(self, pseudonym: str, since: datetime | None = None) -> list[Snapshot]:
-        return await asyncio.to_thread(self.history_sync, pseudonym, since)
+        """The patient's snapshots generated at or after ``since``, oldest first."""
+
+    @abc.abstractmethod
+    async def count(self) -> int:
+        """How many snapshots the store holds (all patients)."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Release connections and files."""

@@ -19,7 +19,7 @@ from novamind.common.v1 import common_pb2
 from novamind.twin.v1 import twin_pb2, twin_pb2_grpc
 from tests.conftest import free_port
 from tests.integration.process_helpers import service_env, start_process
-from twin_orchestrator.store import SnapshotStore
+from twin_orchestrator.sqlite_store import SqliteSnapshotStore
 
 PATIENT_ID = "MRN-5550123"
 
@@ -76,7 +76,7 @@ def test_acknowledged_snapshots_survive_sigkill(tmp_path, pki_dir):
     assert len(acknowledged) >= 25, (tmp_path / "orchestrator.log").read_text()[-2000:]
 
     settings = Settings.from_env("orchestrator", env={"NOVAMIND_KEY_DIR": str(tmp_path / "keys")})
-    store = SnapshotStore(tmp_path / "store.sqlite", settings.secret("store"))
+    store = SqliteSnapshotStore(tmp_path / "store.sqlite", settings.secret("store"))
     pseudonym = Pseudonymizer(settings.secret("pseudonym")).pseudonymize(PATIENT_ID)
     stored = {s.snapshot_id: s for s in store.history_sync(pseudonym)}
     missing = [sid for sid in acknowledged if sid not in stored]

@@ -71,3 +71,45 @@ def test_required_secrets_refuse_dev_keys(tmp_path):
     )
     with pytest.raises(SettingsError, match="NOVAMIND_PSEUDONYM_KEY"):
         settings.secret("pseudonym", env={})
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "localhost:50052",
+        "novamind-biometric:50052",
+        "dns:///novamind-biometric-headless.novamind.svc.cluster.local:50052",
+        "ipv4:127.0.0.1:6001,127.0.0.1:6002",
+        "ipv6:[::1]:6001",
+        "unix:///run/novamind/biometric.sock",
+    ],
+)
+def test_downstream_address_accepts_grpc_target_uris(target):
+    settings = Settings.from_env("orchestrator", env={"NOVAMIND_BIOMETRIC_ADDR": target})
+    assert settings.biometric_addr == target
+
+
+@pytest.mark.parametrize(
+    "target", ["biometric", "localhost:", "localhost:99999", "dns:///", "ipv4:"]
+)
+def test_malformed_downstream_address_is_named(target):
+    with pytest.raises(SettingsError, match="NOVAMIND_BIOMETRIC_ADDR"):
+        Settings.from_env("orchestrator", env={"NOVAMIND_BIOMETRIC_ADDR": target})
+
+
+def test_expected_server_names_default_to_each_service_identity():
+    settings = Settings.from_env("orchestrator", env={"NOVAMIND_FORECASTING_SERVER_NAME": "fc"})
+    assert (
+        settings.forecasting_server_name,
+        settings.biometric_server_name,
+        settings.pharmacogenomics_server_name,
+    ) == ("fc", "biometric", "pharmacogenomics")
+
+
+def test_store_url_must_be_postgresql_and_is_never_echoed():
+    assert Settings.from_env("orchestrator", env={}).store_url == ""
+    url = "postgresql://novamind@db:5432/novamind?sslmode=verify-full"
+    assert Settings.from_env("orchestrator", env={"NOVAMIND_STORE_URL": url}).store_url == url
+    with pytest.raises(SettingsError, match="NOVAMIND_STORE_URL") as caught:
+        Settings.from_env("orchestrator", env={"NOVAMIND_STORE_URL": "mysql://u:s3cret@db/x"})
+    assert "s3cret" not in str(caught.value)

@@ -1,10 +1,13 @@
 """`novamind`: the operator's command line for the mesh.
 
     novamind insights --patient-file patient.json [--report-dir var/reports]
+    novamind insights --fhir bundle.json [--fhir-out insights.fhir.json]
     novamind progress --patient-id ID [--since 2026-01-01]
     novamind health
 
-The patient file is a GenerateInsightsRequest in protobuf JSON form. TLS uses
+The patient file is a GenerateInsightsRequest in protobuf JSON form; --fhir reads
+a FHIR R4 Bundle instead (docs/data-formats.md) and --fhir-out writes the
+insights as a FHIR R4 Bundle. TLS uses
 the same files as the services (NOVAMIND_TLS_DIR, default var/certs) with the
 operator identity, or plaintext with NOVAMIND_INSECURE=1.
 """
@@ -49,8 +52,24 @@ def read_patient_file(path: Path) -> twin_pb2.GenerateInsightsRequest:
         ) from None
 
 
+def read_fhir_file(path: Path) -> twin_pb2.GenerateInsightsRequest:
+    """Map a FHIR bundle; print what was not used; errors name the entry and field."""
+    # Imported here so that commands without FHIR do not load the FHIR models.
+    from twin_orchestrator.fhir_import import FhirImportError, insights_request_from_fhir
+
+    try:
+        request, report = insights_request_from_fhir(path)
+    except FhirImportError as exc:
+        raise SystemExit(f"--fhir: {exc}") from None
+    print("\n".join(report.lines()), file=sys.stderr)
+    return request
+
+
 async def _insights(args: argparse.Namespace) -> int:
-    request = read_patient_file(Path(args.patient_file))
+    if args.fhir:
+        request = read_fhir_file(Path(args.fhir))
+    else:
+        request = read_patient_file(Path(args.patient_file))
     async with _channel(args, args.target) as channel:
         stub = twin_pb2_grpc.DigitalTwinServiceStub(channel)
         response = await stub.GenerateInsights(request, timeout=args.deadline)
@@ -63,6 +82,11 @@ async def _insights(args: argparse.Namespace) -> int:
 
         path = write_report(Path(args.report_dir), response, request.data)
         print(f"\nreport: {path}")
+    if args.fhir_out:
+        from twin_orchestrator.fhir_insights_export import write_insights_bundle
+
+        written = write_insights_bundle(Path(args.fhir_out), request.patient_id, response)
+        print(f"FHIR insights bundle: {written}", file=sys.stderr)
     return 0
 
 
@@ -108,7 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--deadline", type=float, default=30.0, help="seconds (default 30)")
     sub = parser.add_subparsers(dest="command", required=True)
     insights = sub.add_parser("insights", help="run GenerateInsights for a patient file")
-    insights.add_argument("--patient-file", required=True)
+    source = insights.add_mutually_exclusive_group(required=True)
+    source.add_argument("--patient-file", help="GenerateInsightsRequest as protobuf JSON")
+    source.add_argument("--fhir", help="FHIR R4 Bundle (JSON) with the patient's records")
+    insights.add_argument("--fhir-out", default="", help="also write the insights as FHIR R4")
     insights.add_argument("--target", default=f"localhost:{DEFAULT_PORTS['orchestrator']}")
     insights.add_argument("--report-dir", default="", help="also write the HTML report here")
     progress = sub.add_parser("progress", help="show a patient's timeline")

@@ -7,13 +7,17 @@
    generator placed between them (where the early warning should speak up),
    and prints a readable summary of each and the patient's progress;
 4. writes the HTML insights report to var/reports/<request-id>.html;
-5. stops every process with SIGTERM and checks that none is left behind.
+5. writes the last visit's records as a FHIR R4 Bundle (var/fhir/demo-patient.json),
+   sends them back through the FHIR import and checks the insights are the same,
+   and writes those insights as FHIR (var/fhir/demo-insights.json);
+6. stops every process with SIGTERM and checks that none is left behind.
 """
 
 from __future__ import annotations
 
 import asyncio
 import importlib.util
+import json
 import subprocess
 import sys
 from datetime import UTC, datetime, time, timedelta
@@ -28,12 +32,16 @@ from common.proto_convert import to_timestamp
 from common.settings import DEFAULT_PORTS
 from common.synthetic import Cohort, CohortConfig, generate_cohort
 from novamind.twin.v1 import twin_pb2, twin_pb2_grpc
+from twin_orchestrator.fhir_import import insights_request_from_fhir
+from twin_orchestrator.fhir_insights_export import write_insights_bundle
+from twin_orchestrator.fhir_patient_export import bundle_from_patient_data
 from twin_orchestrator.patient_bundle import patient_data
 from twin_orchestrator.summary import format_insights, format_progress
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LOG_DIR = REPO_ROOT / "var" / "logs"
 REPORT_DIR = REPO_ROOT / "var" / "reports"
+FHIR_DIR = REPO_ROOT / "var" / "fhir"
 TLS_DIR = REPO_ROOT / "var" / "certs"
 TRAINED_SERVICES = ("forecasting_svc", "biometric_svc", "pharmacogenomics_svc")
 #: The demo patient's first visit is this many days into the cohort; the second, weeks later.
@@ -120,6 +128,8 @@ async def run_patient(cohort: Cohort, cohort_patient: str) -> None:
         progress = await stub.GetPatientProgress(progress_request, timeout=30)
         print("\n════════ progress ════════")
         print(format_progress(progress))
+        if last is not None:
+            await _fhir_round_trip(stub, last[1], last[0])
     if last is not None:
         try:
             from twin_orchestrator.report import write_report
@@ -127,6 +137,42 @@ async def run_patient(cohort: Cohort, cohort_patient: str) -> None:
             return
         path = write_report(REPORT_DIR, last[0], last[1], progress)
         print(f"\nreport written: {path.relative_to(REPO_ROOT)}")
+
+
+def _comparable(response: twin_pb2.GenerateInsightsResponse) -> twin_pb2.GenerateInsightsResponse:
+    """The response without what differs between two calls: ids, time, latencies."""
+    copy = twin_pb2.GenerateInsightsResponse()
+    copy.CopyFrom(response)
+    copy.ClearField("request_id")
+    copy.ClearField("snapshot_id")
+    copy.ClearField("generated_at")
+    for section in (copy.forecast, copy.biometric, copy.pharmacogenomics):
+        section.result.ClearField("latency")
+    return copy
+
+
+async def _fhir_round_trip(
+    stub: twin_pb2_grpc.DigitalTwinServiceStub,
+    data: twin_pb2.PatientData,
+    response: twin_pb2.GenerateInsightsResponse,
+) -> None:
+    """The last visit as a clinic's FHIR bundle, back through the FHIR import."""
+    FHIR_DIR.mkdir(parents=True, exist_ok=True)
+    bundle_path = FHIR_DIR / "demo-patient.json"
+    bundle = bundle_from_patient_data(DEMO_PATIENT_ID, data)
+    bundle_path.write_text(json.dumps(bundle, indent=1) + "\n", encoding="utf-8")
+    request, report = insights_request_from_fhir(bundle_path)
+    request.options.forecast_horizon_days = 30
+    again = await stub.GenerateInsights(request, timeout=60)
+    print(f"\n════════ the same visit from FHIR ({bundle_path.relative_to(REPO_ROOT)}) ════════")
+    print("\n".join(report.lines()))
+    print(f"records identical after the FHIR round trip: {'yes' if request.data == data else 'NO'}")
+    same = _comparable(again) == _comparable(response)
+    print(f"insights identical to the visit's: {'yes' if same else 'NO'}")
+    out = write_insights_bundle(FHIR_DIR / "demo-insights.json", DEMO_PATIENT_ID, again)
+    print(f"insights as FHIR R4: {out.relative_to(REPO_ROOT)}")
+    if request.data != data or not same:
+        raise RuntimeError("the FHIR round trip changed the patient's records or insights")
 
 
 def main() -> int:

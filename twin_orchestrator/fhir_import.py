@@ -417,6 +417,7 @@ class _Mapper:
         self.genes_seen: set[str] = set()
         self.hla_seen: set[str] = set()
         self.latest: datetime | None = None
+        self.seen_keys: set[tuple[str, int, datetime]] = set()
         self.medications: dict[str, dict[str, Any]] = {}
 
     def run(self) -> FhirPatient:
@@ -539,6 +540,12 @@ class _Mapper:
             return start, end - start, False
         raise entry.error("effective[x]", "an effectiveDateTime or effectivePeriod is required")
 
+    def _once(self, entry: _Entry, key: tuple[str, int, datetime], path: str, label: str) -> None:
+        """The mesh keys observations by (what, when): a second one at that time is an error."""
+        if key in self.seen_keys:
+            raise entry.error(path, f"a second {label} observation at the same time")
+        self.seen_keys.add(key)
+
     def _note_time(self, moment: datetime) -> None:
         if self.latest is None or moment > self.latest:
             self.latest = moment
@@ -552,6 +559,7 @@ class _Mapper:
         if instrument in _INTEGER_INSTRUMENTS and score != int(score):
             raise entry.error("value[x]", f"{label} total must be a whole number")
         moment, _, _ = self._effective(entry)
+        self._once(entry, ("symptom", instrument, moment), "effective[x]", label)
         observation = self.data.symptoms.add(instrument=instrument, score=score)
         observation.observed_at.CopyFrom(to_timestamp(moment))
         self._note_time(moment)
@@ -575,6 +583,9 @@ class _Mapper:
                     "effectivePeriod",
                     "must span one minute, one hour or one day (or use effectiveDateTime)",
                 )
+        self._once(
+            entry, ("biometric", metric, measured_at), "effective[x]", _METRIC_LABELS[metric]
+        )
         sample = self.data.biometrics.add(metric=metric, value=value, granularity=granularity)
         sample.measured_at.CopyFrom(to_timestamp(measured_at))
         self._note_time(measured_at)
@@ -601,7 +612,9 @@ class _Mapper:
             self._hla(entry, gene, text)
             return
         if gene not in codes.HGNC_IDS:
-            self.report.not_used[f"genotype of {gene} (not used by the mesh)"] += 1
+            # Only a symbol-shaped name is repeated back; free text could hold anything.
+            shown = gene if re.fullmatch(r"[A-Z][A-Z0-9-]{0,15}", gene) else "an unrecognized gene"
+            self.report.not_used[f"genotype of {shown} (not used by the mesh)"] += 1
             return
         diplotype = text.removeprefix(gene).strip()
         match = _DIPLOTYPE.match(diplotype)

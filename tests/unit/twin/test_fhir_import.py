@@ -468,3 +468,23 @@ def test_hla_genotype_without_the_allele_is_negative_and_ambiguous_is_reported()
         ("HLA-B*15:02", common_pb2.HLA_STATUS_NEGATIVE)
     ]
     assert dict(result.report.not_used) == {"HLA-A genotype with ambiguities (GL string '|')": 1}
+
+
+def test_same_score_twice_at_the_same_time_names_the_second_entry():
+    bundle = _bundle(
+        _observation(LOINC, "44261-6", valueInteger=5),
+        _observation(LOINC, "44261-6", valueInteger=7),
+    )
+    with pytest.raises(FhirImportError) as caught:
+        patient_from_fhir(bundle)
+    assert caught.value.entry == 2
+    assert "a second PHQ-9 observation at the same time" in str(caught.value)
+
+
+def test_free_text_gene_is_not_repeated_back():
+    resource = _genotype({"system": HGNC, "code": "x"}, {"valueString": "*1/*2"})
+    resource["component"][0]["valueCodeableConcept"] = {"text": "John Smith's gene test 1970"}
+    result = patient_from_fhir(_bundle(resource))
+    assert dict(result.report.not_used) == {
+        "genotype of an unrecognized gene (not used by the mesh)": 1
+    }

@@ -32,16 +32,65 @@ class ServiceError(Exception):
         self.message = message
 
 
+#: Violations reported in one error; the rest are counted ("and K more").
+MAX_REPORTED_VIOLATIONS = 20
+#: Bytes the status message may take on the wire, and the same again for the
+#: google.rpc.BadRequest details: together (details are base64 in a header)
+#: they stay well under gRPC's 16 KiB metadata limit, so the error is delivered.
+ERROR_TEXT_BUDGET = 3072
+_MAX_FIELD_CHARS = 160
+_MAX_RULE_CHARS = 480
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def wire_length(text: str) -> int:
+    """Length of ``text`` as a grpc-message header (percent-encoded outside printable ASCII)."""
+    return sum(1 if " " <= ch <= "~" and ch != "%" else 3 * len(ch.encode()) for ch in text)
+
+
+def _reported(violations: list[FieldViolation]) -> list[FieldViolation]:
+    """The violations that fit the count and size budgets, each clipped to a sane length."""
+    reported: list[FieldViolation] = []
+    used = 0
+    for violation in violations[:MAX_REPORTED_VIOLATIONS]:
+        clipped = FieldViolation(
+            _clip(violation.field, _MAX_FIELD_CHARS), _clip(violation.rule, _MAX_RULE_CHARS)
+        )
+        cost = wire_length(str(clipped)) + 2
+        if reported and used + cost > ERROR_TEXT_BUDGET - 64:
+            break
+        reported.append(clipped)
+        used += cost
+    return reported
+
+
 class InvalidArgumentError(ServiceError):
-    """The caller sent something that breaks a documented rule."""
+    """The caller sent something that breaks a documented rule.
+
+    ``violations`` holds what is reported (at most MAX_REPORTED_VIOLATIONS and
+    ERROR_TEXT_BUDGET bytes); ``omitted`` counts the rest, which the message
+    and the details mention as "and K more".
+    """
 
     code = grpc.StatusCode.INVALID_ARGUMENT
 
     def __init__(self, violations: list[FieldViolation]) -> None:
         if not violations:
             raise ValueError("InvalidArgumentError needs at least one violation")
-        self.violations = list(violations)
-        super().__init__("; ".join(str(v) for v in self.violations))
+        self.violations = _reported(list(violations))
+        self.omitted = len(violations) - len(self.violations)
+        message = "; ".join(str(v) for v in self.violations)
+        if self.omitted:
+            message += f"; {self.omitted_note}"
+        super().__init__(message)
+
+    @property
+    def omitted_note(self) -> str:
+        noun = "violation" if self.omitted == 1 else "violations"
+        return f"and {self.omitted} more {noun}"
 
     @classmethod
     def single(cls, field: str, rule: str) -> InvalidArgumentError:

@@ -1,12 +1,19 @@
 """The one server interceptor every service uses.
 
-For each unary RPC (health checks and reflection pass straight through) it:
-assigns the random request id, opens an allow-listed server span, authorizes
-the caller by certificate identity, maps domain errors to status codes in one
-place (rich google.rpc.BadRequest details for field violations; a fixed
+For each unary RPC it: assigns the random request id, opens an allow-listed
+server span, authorizes the caller by certificate identity, then admits the
+call against that identity's own concurrency limit (common/admission.py),
+maps domain errors to status codes in one place (rich google.rpc.BadRequest
+details for field violations, bounded in size by common/errors.py; a fixed
 message plus the request id for anything unexpected, so exception text never
-reaches the caller or a span), writes the audit record for RPCs that touch
-patient data, and logs one access line without any patient data.
+reaches the caller or a span), writes the audit record before the status
+leaves — whatever the outcome: OK, an error, a body that is not the expected
+protobuf, a cancelled or timed-out call — and logs one access line without
+any patient data.
+
+Health checking and reflection skip authorization (every mesh identity may
+probe a service) but are admitted through their own per-identity pool, so
+they never use the capacity of data RPCs.
 """
 
 from __future__ import annotations
@@ -26,8 +33,20 @@ from grpc_status import rpc_status
 from opentelemetry import propagate
 from opentelemetry.trace import SpanKind, StatusCode
 
+from common.admission import (
+    ANONYMOUS,
+    STREAMS_PER_CALLER,
+    STREAMS_TOTAL,
+    SlotPool,
+    bounded_handler,
+)
 from common.audit import AuditLog
-from common.errors import CallerNotAllowedError, InvalidArgumentError, ServiceError
+from common.errors import (
+    CallerNotAllowedError,
+    InvalidArgumentError,
+    OverloadedError,
+    ServiceError,
+)
 from common.pseudonym import Pseudonymizer, is_pseudonym
 from common.request_context import (
     REQUEST_ID_METADATA_KEY,
@@ -59,6 +78,8 @@ def _status_for(error: ServiceError) -> status_pb2.Status:
                 for v in error.violations
             ]
         )
+        if error.omitted:
+            bad_request.field_violations.add(field="request", description=error.omitted_note)
         detail = any_pb2.Any()
         detail.Pack(bad_request)
         status.details.append(detail)
@@ -90,6 +111,44 @@ def _audit_subject(request: object, pseudonymizer: Pseudonymizer | None) -> str 
     return None
 
 
+class UndecodableRequest:
+    """Stands in for a request body that did not parse as the RPC's message."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def ByteSize(self) -> int:
+        return self.size
+
+
+def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    """A deserializer that never raises: gRPC would answer UNKNOWN with no audit trail."""
+    if deserializer is None:
+        return None
+
+    def deserialize(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except Exception:
+            return UndecodableRequest(len(data))
+
+    return deserialize
+
+
+def _undecodable_error(request_type: str) -> InvalidArgumentError:
+    return InvalidArgumentError.single(
+        "request", f"the body is not a valid {request_type} protobuf message"
+    )
+
+
+def _ended_code(context: grpc.aio.ServicerContext[Any, Any]) -> grpc.StatusCode:
+    """Why a call was cancelled under us: its deadline passed, or the caller went away."""
+    remaining = context.time_remaining()
+    if remaining is not None and remaining <= 0:
+        return grpc.StatusCode.DEADLINE_EXCEEDED
+    return grpc.StatusCode.CANCELLED
+
+
 # grpc-stubs types aio interceptors loosely; the ignores below mark only those gaps.
 class MeshServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     def __init__(
@@ -100,12 +159,15 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-ar
         insecure: bool,
         audit_log: AuditLog | None = None,
         pseudonymizer: Pseudonymizer | None = None,
+        max_calls_per_caller: int = 64,
     ) -> None:
         self._service_name = service_name
         self._allowed = allowed_callers
         self._insecure = insecure
         self._audit = audit_log
         self._pseudonymizer = pseudonymizer
+        self._calls = SlotPool(max_calls_per_caller)
+        self._streams = SlotPool(STREAMS_PER_CALLER, STREAMS_TOTAL)
 
     async def intercept_service(
         self,
@@ -114,18 +176,22 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-ar
     ) -> Any:
         handler = await continuation(handler_call_details)
         method = handler_call_details.method
-        if handler is None or method.startswith(_UNTRACED_PREFIXES):
+        if handler is None:
             return handler
+        if method.startswith(_UNTRACED_PREFIXES):
+            return bounded_handler(handler, self._streams, _admission_key)
         if handler.unary_unary is None:
             return handler
-        wrapped = self._wrap(method, handler.unary_unary)
+        deserializer = handler.request_deserializer
+        request_type = getattr(getattr(deserializer, "__self__", None), "__name__", "request")
+        wrapped = self._wrap(method, handler.unary_unary, request_type)
         return grpc.unary_unary_rpc_method_handler(
             wrapped,
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=_tolerant(deserializer),
             response_serializer=handler.response_serializer,
         )
 
-    def _wrap(self, method: str, inner: Behavior) -> Behavior:
+    def _wrap(self, method: str, inner: Behavior, request_type: str) -> Behavior:
         service, rpc = _split_method(method)
 
         async def behavior(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
@@ -140,10 +206,11 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-ar
             code = grpc.StatusCode.OK
             failure: status_pb2.Status | None = None
             response: Any = None
-            request_bytes = request.ByteSize() if isinstance(request, Message) else 0
+            request_bytes = request.ByteSize() if hasattr(request, "ByteSize") else 0
             response_bytes = 0
             parent = propagate.extract(metadata)
             tracer = get_tracer()
+            admitted_as: str | None = None
             try:
                 with tracer.start_as_current_span(
                     f"{service}/{rpc}",
@@ -168,6 +235,15 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-ar
                             raise CallerNotAllowedError(
                                 f"caller identity is not allowed to call {service}"
                             )
+                        key = caller or ANONYMOUS
+                        if not self._calls.try_acquire(key):
+                            raise OverloadedError(
+                                f"this caller already has the most calls in flight {service} "
+                                "allows one identity; retry with backoff"
+                            )
+                        admitted_as = key
+                        if isinstance(request, UndecodableRequest):
+                            raise _undecodable_error(request_type)
                         _require_pseudonym(request)
                         response = await inner(request, context)
                         if isinstance(response, Message):
@@ -176,10 +252,15 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-ar
                         code = error.code
                         failure = _status_for(error)
                     except asyncio.CancelledError:
-                        code = grpc.StatusCode.CANCELLED
+                        code = _ended_code(context)
+                        # The caller is gone, but the access happened: record it first.
+                        await asyncio.shield(
+                            self._audit_quietly(request, caller, rpc, code, request_id)
+                        )
                         raise
                     except grpc.aio.AbortError:
                         code = context.code() or grpc.StatusCode.UNKNOWN
+                        await self._audit_quietly(request, caller, rpc, code, request_id)
                         raise
                     except Exception as exc:
                         code = grpc.StatusCode.INTERNAL
@@ -195,6 +276,8 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-ar
                             message=f"internal error; quote request id {request_id}",
                         )
                     finally:
+                        if admitted_as is not None:
+                            self._calls.release(admitted_as)
                         span.set_attribute("rpc.grpc.status_code", code.value[0])
                         span.set_attribute("novamind.response_bytes", response_bytes)
                         if code is not grpc.StatusCode.OK:
@@ -232,6 +315,20 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-ar
 
         return behavior
 
+    async def _audit_quietly(
+        self,
+        request: object,
+        caller: str | None,
+        rpc: str,
+        code: grpc.StatusCode,
+        request_id: str,
+    ) -> None:
+        """Audit a call whose status is already decided (no answer left to withhold)."""
+        try:
+            await self._audit_access(request, caller, rpc, code, request_id)
+        except Exception as exc:
+            _LOGGER.error("audit write failed: %s", type(exc).__name__)
+
     async def _audit_access(
         self,
         request: object,
@@ -242,9 +339,9 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-ar
     ) -> None:
         if self._audit is None:
             return
-        subject = _audit_subject(request, self._pseudonymizer)
-        if subject is None:
-            return
+        # Every call of an audited service is recorded; one that names no patient
+        # (or whose body could not be read) carries an empty pseudonym.
+        subject = _audit_subject(request, self._pseudonymizer) or ""
         await self._audit.append_async(
             caller=caller or "none",
             rpc=f"{self._service_name}.{rpc}",
@@ -252,3 +349,7 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-ar
             outcome=code.name,
             request_id=request_id,
         )
+
+
+def _admission_key(context: grpc.aio.ServicerContext[Any, Any]) -> str:
+    return caller_identity(context) or ANONYMOUS

@@ -22,6 +22,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_health.v1.health import SERVICE_NAME as HEALTH_SERVICE_NAME
 
+from common.admission import HealthPortInterceptor
 from common.audit import AuditLog
 from common.interceptors import MeshServerInterceptor
 from common.pseudonym import Pseudonymizer
@@ -142,12 +143,14 @@ def create_server(
         insecure=settings.insecure,
         audit_log=audit_log,
         pseudonymizer=pseudonymizer,
+        max_calls_per_caller=settings.max_concurrent_rpcs,
     )
     options = server_options(settings)
+    # No server-wide maximum_concurrent_rpcs: it would count every identity's calls
+    # (and health Watch streams) together; the interceptor admits per identity instead.
     server = grpc.aio.server(
         interceptors=[interceptor, *definition.interceptors],
         options=options,
-        maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
     )
     health_servicer = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -169,7 +172,7 @@ def create_server(
     if chosen_health >= 0:
         # Plaintext by design: kubelet's gRPC probe cannot present a client certificate.
         # This server has the health service and nothing else (no reflection, no data RPCs).
-        health_server = grpc.aio.server(options=options, maximum_concurrent_rpcs=16)
+        health_server = grpc.aio.server(options=options, interceptors=[HealthPortInterceptor()])
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, health_server)
         bound_health = _bind(health_server, f"{settings.host}:{chosen_health}", None)
     return MeshServer(

@@ -25,6 +25,12 @@ from biometric_svc.domain import (
 )
 from common.datasets import DAILY_LIMITS, READING_RANGES
 from common.errors import ValidationCollector
+from common.limits import (
+    EARLIEST_OBSERVATION,
+    FUTURE_TOLERANCE,
+    MAX_BIOMETRIC_SAMPLES,
+    MAX_INDICATORS,
+)
 from common.pseudonym import is_pseudonym
 from common.synthetic import INSTRUMENT_RANGES, INSTRUMENTS, METRICS
 
@@ -32,11 +38,9 @@ BoolArray = npt.NDArray[np.bool_]
 
 DAY_NS: Final = 86_400 * 1_000_000_000
 #: Device clocks drift; a reading a few minutes "ahead" is not a future observation.
-FUTURE_TOLERANCE_NS: Final = 5 * 60 * 1_000_000_000
+FUTURE_TOLERANCE_NS: Final = int(FUTURE_TOLERANCE.total_seconds()) * 1_000_000_000
 #: 2000-01-01T00:00:00Z: anything earlier is an unset or corrupt timestamp.
-EARLIEST_NS: Final = 946_684_800 * 1_000_000_000
-MAX_BIOMETRIC_SAMPLES: Final = 1_000_000
-MAX_INDICATORS: Final = 100_000
+EARLIEST_NS: Final = int(EARLIEST_OBSERVATION.timestamp()) * 1_000_000_000
 #: Indices reported per broken rule; the rest are counted.
 _EXAMPLES_PER_RULE: Final = 3
 

@@ -12,10 +12,17 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Final
 
 from common.errors import FieldViolation, InvalidArgumentError
+from common.limits import (
+    FUTURE_TOLERANCE,
+    MAX_DOSE_MG,
+    MAX_HORIZON_DAYS,
+    MAX_MEDICATION_EVENTS,
+    MAX_TEXT,
+)
 from common.pseudonym import is_pseudonym
 from forecasting_svc.domain import (
     CovariateKind,
@@ -28,21 +35,19 @@ from forecasting_svc.instruments import SPECS, Instrument
 _LOGGER = logging.getLogger(__name__)
 
 MIN_HORIZON_DAYS: Final = 1
-MAX_HORIZON_DAYS: Final = 90
 DEFAULT_QUANTILE_LEVELS: Final = (0.1, 0.5, 0.9)
 DEFAULT_INTERVAL_COVERAGE: Final = 0.8
 DEFAULT_RISK_PROBABILITY: Final = 0.5
 MAX_QUANTILE_LEVELS: Final = 99
-MAX_MEDICATION_EVENTS: Final = 1_000
-MAX_MEDICATION_NAME: Final = 64
+MAX_MEDICATION_NAME: Final = MAX_TEXT
 #: Days before the last observation that the models read; older points are ignored.
 WINDOW_DAYS: Final = 90
 COVARIATE_DAILY_LIMITS: Final = {CovariateKind.SLEEP_HOURS: 24.0, CovariateKind.STEPS: 100_000.0}
 _COVARIATE_NAMES: Final = {CovariateKind.SLEEP_HOURS: "sleep hours", CovariateKind.STEPS: "steps"}
-_MAX_DOSE_MG: Final = 10_000.0
+_MAX_DOSE_MG: Final = MAX_DOSE_MG
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 # Device clocks drift; a reading a few minutes "ahead" is not a future observation.
-_FUTURE_TOLERANCE: Final = timedelta(minutes=5)
+_FUTURE_TOLERANCE: Final = FUTURE_TOLERANCE
 _MAX_REPORTED: Final = 50
 _INSTRUMENT_RULE: Final = "must be one of INSTRUMENT_PHQ9, INSTRUMENT_GAD7, INSTRUMENT_MOOD, " + (
     "INSTRUMENT_ANXIETY"

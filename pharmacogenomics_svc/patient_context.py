@@ -20,6 +20,14 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from common.errors import ValidationCollector
+from common.limits import (
+    MAX_DIPLOTYPES,
+    MAX_DOSE_MG,
+    MAX_HLA_RESULTS,
+    MAX_MEDICATIONS,
+    MAX_TEXT,
+    MAX_VARIANT_CALLS,
+)
 from common.pseudonym import is_pseudonym
 from pharmacogenomics_svc.genotype import RSID_VARIANTS, GenotypeError, translate_rsids
 from pharmacogenomics_svc.knowledge_base import NEGATIVE, POSITIVE, KnowledgeBase
@@ -33,12 +41,6 @@ from pharmacogenomics_svc.phenotype import PhenotypeResult, phenotype_for, pheno
 
 _LOGGER = logging.getLogger(__name__)
 
-MAX_DIPLOTYPES: Final = 32
-MAX_HLA_RESULTS: Final = 32
-MAX_VARIANT_CALLS: Final = 256
-MAX_MEDICATIONS: Final = 100
-MAX_TEXT: Final = 64
-MAX_DOSE_MG: Final = 10_000.0
 MAX_PRIOR_FAILURES: Final = 20
 AGE_RANGE: Final = (5, 120)
 PHQ9_RANGE: Final = (0.0, 27.0)

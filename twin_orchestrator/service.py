@@ -13,7 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from common.errors import DependencyUnavailableError
+from common.errors import DependencyUnavailableError, InvalidArgumentError
+from common.limits import MAX_SNAPSHOT_BYTES
 from common.proto_convert import to_timestamp
 from common.pseudonym import Pseudonymizer
 from common.tracing import get_tracer
@@ -150,6 +151,12 @@ class TwinService:
         response.overall_risk = level
         response.risk_drivers.extend(drivers)
         response.recommendations.extend(recommend(self.rules, ctx))
+        if data.ByteSize() + response.ByteSize() > MAX_SNAPSHOT_BYTES:
+            # The edge caps the input; this keeps the store bounded even if insights grow.
+            raise InvalidArgumentError.single(
+                "data",
+                f"insights would exceed the {MAX_SNAPSHOT_BYTES // 2**20} MiB snapshot limit",
+            )
         try:
             await self.store.save(pseudonym, now, data, response, response.snapshot_id)
         except (StoreError, OSError, Exception) as exc:
@@ -162,7 +169,7 @@ class TwinService:
     async def patient_progress(
         self, request: twin_pb2.GetPatientProgressRequest
     ) -> twin_pb2.GetPatientProgressResponse:
-        validate_progress(request)
+        validate_progress(request, now=self.clock())
         pseudonym = self.pseudonymizer.pseudonymize(request.patient_id)
         since = request.since.ToDatetime(tzinfo=UTC) if request.HasField("since") else None
         try:

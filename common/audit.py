@@ -15,10 +15,26 @@ What goes in: time, caller identity, RPC, outcome, request id and the patient
 refuses anything that is not shaped like a pseudonym (``psn_`` + 32 hex), or
 the empty string for a call that was rejected before a pseudonym existed.
 
-What the chain cannot show: removing records from the *end* leaves a shorter,
-perfectly valid chain. Detecting that needs an anchor kept outside the file;
-``verify`` returns the record count so callers can store it (or ship it to a
-separate system) and compare later.
+What the chain cannot show by itself: removing records from the *end* leaves
+a shorter, perfectly valid chain. So the log keeps a signed **checkpoint** in a
+second file (``<log>.checkpoint``): the record count and the hash of the
+record at that count, HMAC'd with the same key. It is rewritten atomically
+every ``CHECKPOINT_EVERY`` records, when a log is opened and when it is closed.
+``verify`` fails when the file holds fewer records than the checkpoint, or a
+different record at that position. Not detected: cutting records written
+after the last checkpoint (at most ``CHECKPOINT_EVERY - 1``), or deleting or
+rolling back the checkpoint file together with the log — an anchor that must
+survive a host compromise has to be shipped off the host (``verify`` returns
+the count for that).
+
+Recovery on open: a last line that is not a complete record (a torn write after
+a power cut, or bytes never written) is moved aside to ``<log>.torn-<time>``,
+the log is cut back to its last complete record, and a recovery record
+(``rpc="audit.recovery"``, outcome ``TORN_TAIL_MOVED_ASIDE``) is appended, so
+the service starts and the repair itself is on the chain. Records missing
+below the checkpoint are recorded the same way (``RECORDS_MISSING_BELOW_CHECKPOINT``)
+before a new checkpoint is written. Anything else that does not verify (an
+edited last record, a wrong key) still refuses to open.
 
 Writers in several threads and several processes may share one file: a
 ``threading.Lock`` serializes threads, ``fcntl.flock`` serializes processes,
@@ -37,6 +53,7 @@ import hmac
 import json
 import logging
 import os
+import secrets
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +68,11 @@ GENESIS_HASH = "0" * 64
 MIN_KEY_BYTES = 32
 _MAX_FIELD_CHARS = 256
 _TAIL_CHUNK = 4096
+#: A signed checkpoint is written after every this many records (and on open and close).
+CHECKPOINT_EVERY = 32
+_CHECKPOINT_FIELDS = ("count", "head_hash", "time", "mac")
+RECOVERY_RPC = "audit.recovery"
+RECOVERY_CALLER = "audit"
 _FIELDS = (
     "seq",
     "time",
@@ -127,6 +149,19 @@ def _parse_record(line: bytes) -> dict[str, object] | None:
     return fields
 
 
+def checkpoint_path(log_path: Path) -> Path:
+    """Where the signed checkpoint of ``log_path`` lives."""
+    return log_path.with_name(log_path.name + ".checkpoint")
+
+
+def _checkpoint_mac(key: bytes, count: int, head_hash: str, time: str) -> str:
+    # Domain-separated from record MACs, so a record can never pass as a checkpoint.
+    message = b"novamind-audit-checkpoint\0" + _canonical(
+        {"count": count, "head_hash": head_hash, "time": time}
+    )
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
 def _record_from(fields: dict[str, object]) -> AuditRecord:
     seq = fields["seq"]
     assert isinstance(seq, int)  # guaranteed by _parse_record
@@ -137,7 +172,8 @@ def _record_from(fields: dict[str, object]) -> AuditRecord:
 class AuditLog:
     """An audit log file; open one per process and share it between threads."""
 
-    def __init__(self, path: Path, key: bytes) -> None:
+    def __init__(self, path: Path, key: bytes, *, repair: bool = True) -> None:
+        """Open (or create) the log; with ``repair`` a torn tail is moved aside (see above)."""
         if len(key) < MIN_KEY_BYTES:
             raise ValueError(f"key: must be at least {MIN_KEY_BYTES} bytes")
         self._path = Path(path)
@@ -146,17 +182,21 @@ class AuditLog:
         self._last_seq = 0
         self._last_hash = GENESIS_HASH
         self._size = 0
+        self._checkpoint = checkpoint_path(self._path)
         self._path.parent.mkdir(parents=True, exist_ok=True)
         created = not self._path.exists()
         self._fd = os.open(self._path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             if created:
                 self._fsync_directory()
-            fcntl.flock(self._fd, fcntl.LOCK_SH)
-            try:
-                self._load_tail()
-            finally:
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
+            if repair:
+                self._open_with_recovery()
+            else:
+                fcntl.flock(self._fd, fcntl.LOCK_SH)
+                try:
+                    self._load_tail()
+                finally:
+                    fcntl.flock(self._fd, fcntl.LOCK_UN)
         except BaseException:
             os.close(self._fd)
             raise
@@ -182,6 +222,14 @@ class AuditLog:
     def close(self) -> None:
         with self._lock:
             if self._fd >= 0:
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+                try:
+                    if os.fstat(self._fd).st_size == self._size:
+                        self._write_checkpoint()
+                except OSError as exc:
+                    _LOGGER.error("audit checkpoint write failed: %s", type(exc).__name__)
+                finally:
+                    fcntl.flock(self._fd, fcntl.LOCK_UN)
                 os.close(self._fd)
                 self._fd = -1
 
@@ -223,6 +271,8 @@ class AuditLog:
                 record = _record_from(fields)
                 self._last_seq, self._last_hash = record.seq, record.hash
                 self._size += len(line)
+                if record.seq % CHECKPOINT_EVERY == 0:
+                    self._write_checkpoint()
                 return record
             finally:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
@@ -250,7 +300,7 @@ class AuditLog:
         with self._path.open("rb") as handle:
             fcntl.flock(handle.fileno(), fcntl.LOCK_SH)
             try:
-                return self._scan(handle)
+                return self._scan(handle, self._read_checkpoint())
             finally:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
@@ -261,7 +311,7 @@ class AuditLog:
             parsed = [_parse_record(line) for line in handle]
         return [_record_from(fields) for fields in parsed if fields is not None]
 
-    def _scan(self, handle: BinaryIO) -> int:
+    def _scan(self, handle: BinaryIO, checkpoint: tuple[int, str] | None = None) -> int:
         prev_hash = GENESIS_HASH
         count = 0
         for line in handle:
@@ -269,7 +319,120 @@ class AuditLog:
             self._check_line(line, expected, prev_hash)
             prev_hash = str(json.loads(line)["hash"])
             count = expected
+            if checkpoint is not None and count == checkpoint[0] and prev_hash != checkpoint[1]:
+                raise AuditTamperedError(
+                    self._path.name, count, "record differs from the signed checkpoint"
+                )
+        if checkpoint is not None and count < checkpoint[0]:
+            raise AuditTamperedError(
+                self._path.name,
+                count + 1,
+                f"records missing from the end: the signed checkpoint counts {checkpoint[0]}",
+            )
         return count
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def _read_checkpoint(self) -> tuple[int, str] | None:
+        """(count, head hash) of a checkpoint that verifies; None if there is none yet."""
+        try:
+            raw = self._checkpoint.read_bytes()
+        except FileNotFoundError:
+            return None
+        name = self._checkpoint.name
+        try:
+            fields = json.loads(raw)
+        except ValueError:
+            raise AuditTamperedError(name, 0, "checkpoint is not well-formed") from None
+        if not isinstance(fields, dict) or set(fields) != set(_CHECKPOINT_FIELDS):
+            raise AuditTamperedError(name, 0, "checkpoint is not well-formed")
+        count, head, stamp, mac = (fields[k] for k in _CHECKPOINT_FIELDS)
+        if type(count) is not int or not all(isinstance(v, str) for v in (head, stamp, mac)):
+            raise AuditTamperedError(name, 0, "checkpoint is not well-formed")
+        if not hmac.compare_digest(_checkpoint_mac(self._key, count, head, stamp), mac):
+            raise AuditTamperedError(name, 0, "checkpoint signature does not verify")
+        return count, head
+
+    def _write_checkpoint(self) -> None:
+        """Atomically replace the checkpoint with (last seq, last hash); caller holds flock."""
+        stamp = _utc_now()
+        fields = {
+            "count": self._last_seq,
+            "head_hash": self._last_hash,
+            "time": stamp,
+            "mac": _checkpoint_mac(self._key, self._last_seq, self._last_hash, stamp),
+        }
+        tmp = self._checkpoint.with_name(f".{self._checkpoint.name}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, _canonical(fields) + b"\n")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, self._checkpoint)
+        self._fsync_directory()
+
+    # ------------------------------------------------------------------ recovery
+
+    def _open_with_recovery(self) -> None:
+        """Load the tail under an exclusive lock, repairing what a crash can leave behind."""
+        events: list[str] = []
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        try:
+            if self._move_torn_tail_aside():
+                events.append("TORN_TAIL_MOVED_ASIDE")
+            self._load_tail()
+            checkpoint = self._read_checkpoint()
+            if checkpoint is not None and self._last_seq < checkpoint[0]:
+                _LOGGER.error(
+                    "audit log %s: %d records missing below the signed checkpoint",
+                    self._path.name,
+                    checkpoint[0] - self._last_seq,
+                )
+                events.append("RECORDS_MISSING_BELOW_CHECKPOINT")
+        finally:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        for outcome in events:
+            self.append(
+                caller=RECOVERY_CALLER,
+                rpc=RECOVERY_RPC,
+                pseudonym="",
+                outcome=outcome,
+                request_id=secrets.token_hex(16),
+            )
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        try:
+            self._write_checkpoint()
+        finally:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def _move_torn_tail_aside(self) -> bool:
+        """Cut an incomplete last line off the log into a side file; caller holds flock."""
+        size = os.fstat(self._fd).st_size
+        if size == 0:
+            return False
+        line = self._read_last_line(size)
+        if line.endswith(b"\n") and _parse_record(line) is not None:
+            return False
+        keep = size - len(line)
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        aside = self._path.with_name(f"{self._path.name}.torn-{stamp}")
+        fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, line)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.ftruncate(self._fd, keep)
+        os.fsync(self._fd)
+        self._fsync_directory()
+        _LOGGER.error(
+            "audit log %s: incomplete last record (%d bytes) moved aside to %s",
+            self._path.name,
+            len(line),
+            aside.name,
+        )
+        return True
 
     def _check_line(self, line: bytes, expected: int, prev_hash: str) -> None:
         name = self._path.name

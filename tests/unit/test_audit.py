@@ -14,7 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from common.audit import AuditLog, AuditRecord, AuditTamperedError
+from common.audit import (
+    CHECKPOINT_EVERY,
+    AuditLog,
+    AuditRecord,
+    AuditTamperedError,
+    checkpoint_path,
+)
 from common.pseudonym import Pseudonymizer
 
 KEY = b"a" * 32
@@ -189,22 +195,102 @@ def test_wrong_key_fails_verification_at_the_first_record(tmp_path: Path) -> Non
         AuditLog(path, b"b" * 32)
 
 
-def test_truncating_the_tail_is_not_detectable_without_an_anchor(log_with_ten: AuditLog) -> None:
-    # Documented limitation: a shorter prefix of a valid chain is itself valid.
-    # The count returned by verify() is what a caller anchors externally.
-    anchor = log_with_ten.verify()
-    _write_lines(log_with_ten.path, _lines(log_with_ten.path)[:-1])
-    assert log_with_ten.verify() == anchor - 1  # detectable only by comparing with the anchor
+def test_truncating_the_tail_below_a_checkpoint_is_detected(log_with_ten: AuditLog) -> None:
+    log_with_ten.close()  # closing writes a signed checkpoint: 10 records, head hash
+    _write_lines(log_with_ten.path, _lines(log_with_ten.path)[:-2])
+    with pytest.raises(AuditTamperedError, match="checkpoint") as excinfo:
+        AuditLog(log_with_ten.path, KEY, repair=False).verify()
+    assert excinfo.value.seq == 9
 
 
-def test_torn_final_line_is_refused_on_open(log_with_ten: AuditLog) -> None:
+def test_replacing_the_tail_after_a_checkpoint_is_detected(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    with AuditLog(path, KEY) as log:
+        _append(log, 5)
+    lines = _lines(path)
+    with AuditLog(tmp_path / "other.jsonl", KEY) as other:
+        _append(other, 6, caller="operator")
+    # A different, self-consistent chain of at least as many records under the same key.
+    _write_lines(path, _lines(tmp_path / "other.jsonl"))
+    assert len(lines) == 5
+    with pytest.raises(AuditTamperedError, match="checkpoint"):
+        AuditLog(path, KEY, repair=False).verify()
+
+
+def test_checkpoints_are_written_every_n_records_while_running(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(path, KEY)
+    _append(log, CHECKPOINT_EVERY + 3)
+    # Not closed (as after kill -9): the periodic checkpoint still anchors the first N.
+    _write_lines(path, _lines(path)[: CHECKPOINT_EVERY - 1])
+    with pytest.raises(AuditTamperedError, match="checkpoint"):
+        AuditLog(path, KEY, repair=False).verify()
+
+
+def test_records_after_the_last_checkpoint_can_be_cut_undetected(tmp_path: Path) -> None:
+    # Documented limit (docs/security.md): only what a checkpoint covers is anchored.
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(path, KEY)
+    _append(log, CHECKPOINT_EVERY + 3)
+    _write_lines(path, _lines(path)[:-2])
+    assert AuditLog(path, KEY, repair=False).verify() == CHECKPOINT_EVERY + 1
+
+
+def test_a_forged_checkpoint_is_detected(log_with_ten: AuditLog) -> None:
+    log_with_ten.close()
+    checkpoint = checkpoint_path(log_with_ten.path)
+    fields = json.loads(checkpoint.read_text())
+    fields["count"] = 3
+    checkpoint.write_text(json.dumps(fields))
+    with pytest.raises(AuditTamperedError, match="checkpoint"):
+        AuditLog(log_with_ten.path, KEY, repair=False).verify()
+
+
+def test_torn_final_line_is_moved_aside_and_recorded_on_open(log_with_ten: AuditLog) -> None:
     path = log_with_ten.path
     log_with_ten.close()
-    data = path.read_bytes()
-    path.write_bytes(data[:-20])
-    with pytest.raises(AuditTamperedError) as excinfo:
-        AuditLog(path, KEY)
-    assert excinfo.value.seq == 10
+    torn = b'{"caller":"orchestrator","hash":"9f86d08188'  # a power cut mid-append of seq 11
+    with path.open("ab") as handle:
+        handle.write(torn)
+    with AuditLog(path, KEY) as reopened:
+        records = reopened.records()
+        _append(reopened, 1)
+        assert reopened.verify() == 12
+    assert [r.seq for r in records] == list(range(1, 12))
+    repair = records[-1]
+    assert (repair.rpc, repair.outcome, repair.pseudonym, repair.caller) == (
+        "audit.recovery",
+        "TORN_TAIL_MOVED_ASIDE",
+        "",
+        "audit",
+    )
+    aside = sorted(path.parent.glob(f"{path.name}.torn-*"))
+    assert len(aside) == 1
+    assert aside[0].read_bytes() == torn
+    assert stat.S_IMODE(aside[0].stat().st_mode) == 0o600
+
+
+def test_a_torn_tail_of_zero_bytes_is_repaired_too(log_with_ten: AuditLog) -> None:
+    # After a power cut a file may have grown without its data being written.
+    path = log_with_ten.path
+    log_with_ten.close()
+    with path.open("ab") as handle:
+        handle.write(b"\0" * 300)
+    with AuditLog(path, KEY) as reopened:
+        assert reopened.verify() == 11
+        assert reopened.records()[-1].outcome == "TORN_TAIL_MOVED_ASIDE"
+
+
+def test_truncation_found_on_open_is_recorded_in_the_chain(log_with_ten: AuditLog) -> None:
+    path = log_with_ten.path
+    log_with_ten.close()
+    _write_lines(path, _lines(path)[:-3])
+    with AuditLog(path, KEY) as reopened:
+        records = reopened.records()
+    assert len(records) == 8
+    assert records[-1].rpc == "audit.recovery"
+    assert records[-1].outcome == "RECORDS_MISSING_BELOW_CHECKPOINT"
+    assert records[-1].caller == "audit"
 
 
 def test_reopening_continues_the_chain(tmp_path: Path) -> None:

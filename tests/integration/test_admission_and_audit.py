@@ -183,3 +183,24 @@ async def test_a_body_that_is_not_protobuf_is_invalid_argument_audited_and_logge
     assert [(a["rpc"], a["code"], a["request_bytes"]) for a in access] == [
         ("Echo", "INVALID_ARGUMENT", len(body))
     ]
+
+
+async def test_a_service_whose_audit_log_has_a_torn_tail_starts_and_records_the_repair(
+    make_settings, pki_dir
+):
+    settings = make_settings("orchestrator")
+    async with running(settings, probe_definition()) as mesh:
+        async with channel_to(mesh, pki_dir) as channel:
+            await probe_stub(channel, "Echo")(_phi_request(), timeout=5)
+    with settings.audit_log.open("ab") as handle:
+        handle.write(b'{"caller":"operator","hash":"3a7bd3e2')  # power cut mid-append
+    async with running(settings, probe_definition()) as mesh:
+        async with channel_to(mesh, pki_dir) as channel:
+            reply = await probe_stub(channel, "Echo")(_phi_request(), timeout=5)
+            assert reply.snapshot_id == "echo"
+    records = _records(settings)
+    assert [(r.rpc, r.outcome) for r in records] == [
+        ("orchestrator.Echo", "OK"),
+        ("audit.recovery", "TORN_TAIL_MOVED_ASIDE"),
+        ("orchestrator.Echo", "OK"),
+    ]

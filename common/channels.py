@@ -117,6 +117,11 @@ def channel_options(max_message_bytes: int = 16 * 1024 * 1024) -> list[tuple[str
         ("grpc.keepalive_time_ms", 30_000),
         ("grpc.keepalive_timeout_ms", 10_000),
         ("grpc.enable_retries", 1),
+        # Reconnect to a restarted peer within about a second (the default backoff
+        # grows to minutes), so the orchestrator's circuit breaker can close quickly.
+        ("grpc.initial_reconnect_backoff_ms", 200),
+        ("grpc.min_reconnect_backoff_ms", 200),
+        ("grpc.max_reconnect_backoff_ms", 1000),
     ]
 
 

@@ -49,6 +49,11 @@ def _status_for(code: grpc.StatusCode) -> common_pb2.SectionStatus:
     return common_pb2.SECTION_STATUS_UNAVAILABLE
 
 
+def _reconnected(channel: grpc.aio.Channel) -> Callable[[], bool]:
+    """Probe for the breaker: the channel is connected (again) to the service."""
+    return lambda: channel.get_state(try_to_connect=True) is grpc.ChannelConnectivity.READY
+
+
 @dataclass
 class Downstream:
     name: str
@@ -112,7 +117,7 @@ class MeshClients:
                 expected_server_name=server_name,
                 health_service=service,
             )
-            return Downstream(name, channel, CircuitBreaker(name))
+            return Downstream(name, channel, CircuitBreaker(name, probe=_reconnected(channel)))
 
         forecasting = downstream(
             "forecasting",

@@ -74,3 +74,37 @@ def test_fragmented_risk_periods_give_one_driver_with_the_highest_peak():
     level, drivers = _risk(response)
     assert level == common_pb2.RISK_LEVEL_ELEVATED
     assert drivers == ["forecast: 61% chance of PHQ-9 >= 15 within 14 days"]
+
+
+def test_open_breaker_lets_a_trial_through_within_a_second():
+    now = [0.0]
+    breaker = CircuitBreaker("x", failure_threshold=1, clock=lambda: now[0])
+    breaker.record_failure()
+    assert not breaker.allow()
+    now[0] = 1.0
+    assert breaker.allow()
+
+
+def test_open_breaker_half_opens_as_soon_as_the_probe_sees_the_service():
+    now = [0.0]
+    up = [False]
+    breaker = CircuitBreaker(
+        "x", failure_threshold=1, reset_seconds=60, clock=lambda: now[0], probe=lambda: up[0]
+    )
+    breaker.record_failure()
+    now[0] = 0.1
+    assert not breaker.allow()
+    up[0] = True
+    assert breaker.allow()  # the trial call, long before reset_seconds
+    assert not breaker.allow()
+    breaker.record_success()
+    assert breaker.state is BreakerState.CLOSED
+
+
+def test_a_probe_that_raises_keeps_the_breaker_open():
+    def broken() -> bool:
+        raise RuntimeError("channel closed")
+
+    breaker = CircuitBreaker("x", failure_threshold=1, reset_seconds=60, probe=broken)
+    breaker.record_failure()
+    assert not breaker.allow()

@@ -231,6 +231,11 @@ class EarlyWarning:
     drivers: tuple[WarningDriver, ...]
     insufficient_data: bool
     detail: str
+    #: The recent data lie outside what the model was trained on (distribution_shift.py).
+    out_of_distribution: bool = False
+    out_of_distribution_reason: str = ""
+    #: Largest distance beyond the training range, in units of the range's width.
+    training_distance: float = 0.0
 
 
 @dataclass(frozen=True)

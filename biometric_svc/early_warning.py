@@ -24,6 +24,7 @@ import numpy.typing as npt
 import torch
 
 from biometric_svc.aggregation import DailySeries
+from biometric_svc.distribution_shift import TrainingDistribution, window_summaries
 from biometric_svc.domain import (
     METRIC_LABELS,
     EarlyWarning,
@@ -151,12 +152,15 @@ class EarlyWarningModel:
         thresholds: RiskThresholds,
         base_rate: float,
         manifest: ArtifactManifest | None = None,
+        distribution: TrainingDistribution | None = None,
     ) -> None:
         self.network = network.eval()
         self.calibration = calibration
         self.thresholds = thresholds
         self.base_rate = base_rate
         self.manifest = manifest
+        #: None for artifacts trained before the check existed: then nothing is flagged.
+        self.distribution = distribution
 
     @classmethod
     def from_artifact(cls, artifact: LoadedArtifact) -> EarlyWarningModel:
@@ -176,6 +180,11 @@ class EarlyWarningModel:
             )
             thresholds = RiskThresholds(**{k: float(v) for k, v in raw["thresholds"].items()})
             base_rate = float(raw["base_rate"])
+            distribution = (
+                TrainingDistribution.from_json(raw["training_distribution"])
+                if "training_distribution" in raw
+                else None
+            )
         except (KeyError, TypeError, ValueError) as exc:
             raise ArtifactError(f"{ARTIFACT_NAME}: {CONFIG_FILE} is malformed") from exc
         network = AttentionLSTM(config)
@@ -184,7 +193,7 @@ class EarlyWarningModel:
             network.load_state_dict(state)  # type: ignore[arg-type]
         except RuntimeError as exc:
             raise ArtifactError(f"{ARTIFACT_NAME}: weights do not fit the architecture") from exc
-        return cls(network, calibration, thresholds, base_rate, artifact.manifest)
+        return cls(network, calibration, thresholds, base_rate, artifact.manifest, distribution)
 
     def score(self, windows: npt.NDArray[np.float32], batch_size: int = 2048) -> Scored:
         """Calibrated probabilities and attention for (batch, days, features) windows."""
@@ -239,6 +248,10 @@ class EarlyWarningModel:
         )
         if lead:
             detail += f"; the patient's leading biometrics point to ~{lead} days of warning"
+        shift = None
+        if self.distribution is not None:
+            summary = window_summaries(bio, windows, np.array([HISTORY_DAYS - 1]))
+            shift = self.distribution.check(summary[0])
         return EarlyWarning(
             level=level,
             probability=probability,
@@ -246,6 +259,9 @@ class EarlyWarningModel:
             drivers=drivers,
             insufficient_data=False,
             detail=detail,
+            out_of_distribution=shift is not None and shift.out_of_distribution,
+            out_of_distribution_reason=shift.reason if shift is not None else "",
+            training_distance=shift.distance if shift is not None else 0.0,
         )
 
     def _drivers(

@@ -171,6 +171,9 @@ def correlation_response(
     target.expected_lead_days = warning.expected_lead_days
     target.insufficient_data = warning.insufficient_data
     target.detail = warning.detail
+    target.out_of_distribution = warning.out_of_distribution
+    target.out_of_distribution_reason = warning.out_of_distribution_reason
+    target.training_distance = warning.training_distance
     for driver in warning.drivers:
         added = target.drivers.add(
             metric=_METRIC_ENUM[driver.metric],

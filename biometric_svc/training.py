@@ -24,6 +24,11 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 from torch import nn
 
+from biometric_svc.distribution_shift import (
+    SUMMARY_NAMES,
+    TrainingDistribution,
+    window_summaries,
+)
 from biometric_svc.early_warning import (
     ARTIFACT_NAME,
     CONFIG_FILE,
@@ -116,6 +121,17 @@ def cohort_windows(patients: Sequence[PatientSeries], stride: int = 1) -> Window
             np.zeros((0, WINDOW_DAYS, N_FEATURES), dtype=np.float32), np.zeros(0, np.int64)
         )
     return WindowSet(np.concatenate(windows), np.concatenate(labels))
+
+
+def cohort_summaries(patients: Sequence[PatientSeries], stride: int = 1) -> FloatArray:
+    """Distribution summaries (distribution_shift.SUMMARY_NAMES) of every full window."""
+    parts = []
+    for patient in patients:
+        ends = valid_ends(patient.biometrics.shape[0])[::stride]
+        if ends.size:
+            windows = patient_windows(patient.biometrics, patient.indicators, ends)
+            parts.append(window_summaries(patient.biometrics, windows, ends))
+    return np.concatenate(parts) if parts else np.zeros((0, len(SUMMARY_NAMES)))
 
 
 def _split(count: int, fraction: float, seed: int) -> tuple[IntArray, IntArray]:
@@ -243,7 +259,16 @@ def train_early_warning(
         "patients_train": len(train_idx),
         "patients_validation": len(val_idx),
     }
-    model = EarlyWarningModel(network, calibration, thresholds, base_rate)
+    # The range comes from the training patients; the flag threshold from the
+    # validation patients, whose windows the range has not seen.
+    distribution = TrainingDistribution.fit(
+        cohort_summaries([patients[i] for i in train_idx], stride=max(options.window_stride, 3)),
+        cohort_summaries([patients[i] for i in val_idx]),
+    )
+    metrics["distribution_threshold"] = distribution.threshold
+    model = EarlyWarningModel(
+        network, calibration, thresholds, base_rate, distribution=distribution
+    )
     return TrainingResult(model=model, metrics=metrics, params=params)
 
 
@@ -269,6 +294,8 @@ def save_early_warning(
         "base_rate": model.base_rate,
         "horizon_days": HORIZON_DAYS,
     }
+    if model.distribution is not None:
+        config["training_distribution"] = model.distribution.to_json()
     with store.writer(ARTIFACT_NAME) as writer:
         writer.save_torch_state_dict(WEIGHTS_FILE, model.network.state_dict())
         writer.save_json(CONFIG_FILE, config)

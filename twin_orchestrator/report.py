@@ -675,6 +675,11 @@ def _early_warning(warning: biometric_pb2.EarlyWarning) -> str:
     text += ".</p>"
     if warning.detail:
         text += f"<p>{_e(warning.detail)}.</p>"
+    if warning.out_of_distribution:
+        text += (
+            '<p class="notice">Read with caution: this patient\'s wearable data are unlike the '
+            f"data the model was trained on ({_e(warning.out_of_distribution_reason)}).</p>"
+        )
     if warning.drivers:
         drivers = "".join(
             f"<li>{_e(d.description or metric_label(d.metric))} ({_e(_day(d.date))}, "

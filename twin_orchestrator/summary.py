@@ -65,6 +65,10 @@ def format_insights(response: twin_pb2.GenerateInsightsResponse) -> str:
                 f"\nEarly warning: {risk_level_name(warning.level)} "
                 f"({warning.probability:.0%} within 7 days)"
             )
+        if warning.out_of_distribution:
+            lines.append(
+                f"  data unlike the model's training data: {warning.out_of_distribution_reason}"
+            )
         for key in biometric.correlations.key_indicators[:3]:
             lines.append(f"  key indicator #{key.rank}: {key.reading}")
         if biometric.anomalies.anomalies:

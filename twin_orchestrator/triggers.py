@@ -191,6 +191,20 @@ def early_warning(ctx: Context, params: Mapping[str, Any]) -> list[Match]:
     ]
 
 
+def early_warning_out_of_distribution(ctx: Context, params: Mapping[str, Any]) -> list[Match]:
+    warning = ctx.response.biometric.correlations.early_warning
+    if not ctx.ok(ctx.response.biometric.result) or not warning.out_of_distribution:
+        return []
+    return [
+        Match(
+            {"reason": warning.out_of_distribution_reason or "outside the training range"},
+            1.0,
+            "biometric",
+            (common_pb2.Evidence(source="Novamind biometric early warning"),),
+        )
+    ]
+
+
 def worsening_trend(ctx: Context, params: Mapping[str, Any]) -> list[Match]:
     if not ctx.ok(ctx.response.forecast.result):
         return []
@@ -200,6 +214,7 @@ def worsening_trend(ctx: Context, params: Mapping[str, Any]) -> list[Match]:
                 "instrument": INSTRUMENT_LABELS.get(f.instrument, "score"),
                 "slope": f.trend.slope_per_week,
                 "p_value": f.trend.p_value,
+                "change": abs(f.trend.fitted_change),
             },
             max(0.0, min(1.0, 1.0 - f.trend.p_value)),
             "forecast",
@@ -363,6 +378,7 @@ TRIGGERS: dict[str, Trigger] = {
     "severe_forecast_with_warning": severe_forecast_with_warning,
     "forecast_risk_period": forecast_risk_period,
     "early_warning": early_warning,
+    "early_warning_out_of_distribution": early_warning_out_of_distribution,
     "worsening_trend": worsening_trend,
     "medication_guidance": medication_guidance,
     "phenoconversion": phenoconversion,

@@ -52,8 +52,9 @@ def set_trend(
     forecast = response.forecast.forecast.forecasts.add(instrument=common_pb2.INSTRUMENT_PHQ9)
     forecast.trend.direction = direction
     forecast.trend.p_value = p_value
-    forecast.trend.significant = p_value < 0.05
+    forecast.trend.significant = p_value < 0.10  # common/trend.py: a 90 % interval
     forecast.trend.slope_per_week = slope
+    forecast.trend.fitted_change = slope * 6  # over a six-week window
 
 
 def set_warning(

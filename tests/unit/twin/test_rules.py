@@ -28,6 +28,7 @@ def test_every_rule_in_the_book_is_covered_here():
         "urgent-follow-up",
         "forecast-risk-period",
         "early-warning",
+        "early-warning-unfamiliar-data",
         "worsening-trend",
         "current-medication-avoid",
         "current-medication-adjust",
@@ -86,10 +87,24 @@ def test_high_early_warning_alone_fires_early_warning():
     assert "early-warning" not in _fired(low)
 
 
+def test_unfamiliar_wearable_data_are_flagged_with_the_reason():
+    response = b.empty_response()
+    b.set_warning(response, common_pb2.RISK_LEVEL_HIGH, 0.6)
+    assert "early-warning-unfamiliar-data" not in _fired(response)
+    warning = response.biometric.correlations.early_warning
+    warning.out_of_distribution = True
+    warning.out_of_distribution_reason = "resting heart rate usual level is above the range"
+    (rec,) = _fired(response)["early-warning-unfamiliar-data"]
+    assert rec.category == common_pb2.RECOMMENDATION_CATEGORY_DATA_QUALITY
+    assert "resting heart rate usual level is above the range" in rec.rationale
+    assert "with caution" in rec.text
+
+
 def test_significant_worsening_trend_fires_and_insignificant_does_not():
     response = b.empty_response()
     b.set_trend(response, forecasting_pb2.TREND_DIRECTION_WORSENING, 0.01, 1.5)
-    assert "+1.5" in _fired(response)["worsening-trend"][0].text
+    rec = _fired(response)["worsening-trend"][0]
+    assert "+1.5" in rec.text and "rose by 9.0 points" in rec.rationale
     weak = b.empty_response()
     b.set_trend(weak, forecasting_pb2.TREND_DIRECTION_WORSENING, 0.3, 1.5)
     assert "worsening-trend" not in _fired(weak)

@@ -3,13 +3,18 @@
     novamind insights --patient-file patient.json [--report-dir var/reports]
     novamind insights --fhir bundle.json [--fhir-out insights.fhir.json]
     novamind progress --patient-id ID [--since 2026-01-01]
-    novamind health
+    novamind health [--target forecasting=dns:///forecasting.novamind:50051 ...]
 
 The patient file is a GenerateInsightsRequest in protobuf JSON form; --fhir reads
 a FHIR R4 Bundle instead (docs/data-formats.md) and --fhir-out writes the
 insights as a FHIR R4 Bundle. TLS uses
 the same files as the services (NOVAMIND_TLS_DIR, default var/certs) with the
-operator identity, or plaintext with NOVAMIND_INSECURE=1.
+operator identity, or plaintext with NOVAMIND_INSECURE=1. Service addresses are
+any gRPC target; each defaults to NOVAMIND_<SERVICE>_ADDR (ORCHESTRATOR,
+FORECASTING, BIOMETRIC, PHARMACOGENOMICS), else localhost at the default port.
+
+Exit status: 0 done; 1 the call failed, a service is not serving, or the patient
+has no stored insights; 2 the command line or the patient file is wrong.
 """
 
 from __future__ import annotations
@@ -30,7 +35,43 @@ from common.channels import mesh_channel
 from common.launcher import MESH_SERVICES
 from common.settings import DEFAULT_PORTS
 from novamind.twin.v1 import twin_pb2, twin_pb2_grpc
+from twin_orchestrator.patient_file import PatientFileError
+from twin_orchestrator.patient_file import read_patient_file as _read_patient_file
 from twin_orchestrator.summary import format_insights, format_progress
+
+#: Exit status when the command line or the patient file is wrong (argparse's own).
+USAGE_ERROR = 2
+SERVICE_NAMES = tuple(name for _module, name, _service in MESH_SERVICES)
+
+
+def default_target(service: str, env: dict[str, str] | None = None) -> str:
+    """NOVAMIND_<SERVICE>_ADDR if set, else localhost at the service's default port."""
+    env = dict(os.environ) if env is None else env
+    return env.get(f"NOVAMIND_{service.upper()}_ADDR") or f"localhost:{DEFAULT_PORTS[service]}"
+
+
+def parse_since(text: str) -> datetime:
+    """An ISO 8601 date or time; no zone means UTC. Errors never echo the input."""
+    try:
+        parsed = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            "not an ISO 8601 date or time; use e.g. 2026-01-01, 2026-01-01T08:00 (UTC) "
+            "or 2026-01-01T08:00:00+02:00"
+        ) from None
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def _service_target(text: str) -> tuple[str, str]:
+    name, sep, target = text.partition("=")
+    if not sep or name not in SERVICE_NAMES or not target.strip():
+        raise argparse.ArgumentTypeError(
+            f"must be SERVICE=TARGET with SERVICE one of {', '.join(SERVICE_NAMES)}, "
+            "e.g. forecasting=dns:///forecasting.novamind:50051"
+        )
+    return name, target.strip()
 
 
 def _channel(args: argparse.Namespace, target: str) -> grpc.aio.Channel:
@@ -43,13 +84,12 @@ def _channel(args: argparse.Namespace, target: str) -> grpc.aio.Channel:
 
 
 def read_patient_file(path: Path) -> twin_pb2.GenerateInsightsRequest:
-    """Parse the patient file; errors name the flag, never the file's content."""
+    """Parse the patient file; errors give the line and field path, never the file's content."""
     try:
-        return json_format.Parse(path.read_text(), twin_pb2.GenerateInsightsRequest())
-    except (OSError, json_format.ParseError) as exc:
-        raise SystemExit(
-            f"--patient-file: not a readable GenerateInsightsRequest JSON ({type(exc).__name__})"
-        ) from None
+        return _read_patient_file(path)
+    except PatientFileError as exc:
+        print(f"novamind insights: {exc}", file=sys.stderr)
+        raise SystemExit(USAGE_ERROR) from None
 
 
 def read_fhir_file(path: Path) -> twin_pb2.GenerateInsightsRequest:
@@ -60,7 +100,8 @@ def read_fhir_file(path: Path) -> twin_pb2.GenerateInsightsRequest:
     try:
         request, report = insights_request_from_fhir(path)
     except FhirImportError as exc:
-        raise SystemExit(f"--fhir: {exc}") from None
+        print(f"novamind insights: --fhir: {exc}", file=sys.stderr)
+        raise SystemExit(USAGE_ERROR) from None
     print("\n".join(report.lines()), file=sys.stderr)
     return request
 
@@ -92,19 +133,43 @@ async def _insights(args: argparse.Namespace) -> int:
 
 async def _progress(args: argparse.Namespace) -> int:
     request = twin_pb2.GetPatientProgressRequest(patient_id=args.patient_id)
-    if args.since:
-        request.since.FromDatetime(datetime.fromisoformat(args.since).replace(tzinfo=UTC))
+    if args.since is not None:
+        request.since.FromDatetime(args.since)
     async with _channel(args, args.target) as channel:
         stub = twin_pb2_grpc.DigitalTwinServiceStub(channel)
         response = await stub.GetPatientProgress(request, timeout=args.deadline)
+    if not response.timeline:
+        # An empty timeline is what an unknown (or mistyped) patient id looks like.
+        since = f" since {args.since.isoformat()}" if args.since is not None else ""
+        print(
+            f"novamind progress: no insights stored for this patient id{since}; check the id, "
+            "or run `novamind insights` for the patient first",
+            file=sys.stderr,
+        )
+        return 1
     print(json_format.MessageToJson(response) if args.json else format_progress(response))
     return 0
 
 
+def health_targets(args: argparse.Namespace) -> dict[str, str]:
+    """Per service: --target SERVICE=..., else --host at the default port, else the default."""
+    chosen = dict(args.target)
+    targets = {}
+    for name in SERVICE_NAMES:
+        if name in chosen:
+            targets[name] = chosen[name]
+        elif args.host:
+            targets[name] = f"{args.host}:{DEFAULT_PORTS[name]}"
+        else:
+            targets[name] = default_target(name)
+    return targets
+
+
 async def _health(args: argparse.Namespace) -> int:
     failures = 0
+    targets = health_targets(args)
     for _module, name, service in MESH_SERVICES:
-        target = f"{args.host}:{DEFAULT_PORTS[name]}"
+        target = targets[name]
         try:
             async with _channel(args, target) as channel:
                 reply = await health_pb2_grpc.HealthStub(channel).Check(
@@ -114,7 +179,7 @@ async def _health(args: argparse.Namespace) -> int:
         except grpc.aio.AioRpcError as exc:
             status = exc.code().name
         failures += status != "SERVING"
-        print(f"{name:<17} {target:<22} {status}")
+        print(f"{name:<17} {target:<30} {status}")
     return 1 if failures else 0
 
 
@@ -136,14 +201,35 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--patient-file", help="GenerateInsightsRequest as protobuf JSON")
     source.add_argument("--fhir", help="FHIR R4 Bundle (JSON) with the patient's records")
     insights.add_argument("--fhir-out", default="", help="also write the insights as FHIR R4")
-    insights.add_argument("--target", default=f"localhost:{DEFAULT_PORTS['orchestrator']}")
+    insights.add_argument(
+        "--target",
+        default=default_target("orchestrator"),
+        help="orchestrator gRPC target (default NOVAMIND_ORCHESTRATOR_ADDR or localhost:50050)",
+    )
     insights.add_argument("--report-dir", default="", help="also write the HTML report here")
     progress = sub.add_parser("progress", help="show a patient's timeline")
     progress.add_argument("--patient-id", required=True)
-    progress.add_argument("--since", default="", help="ISO date or time (UTC)")
-    progress.add_argument("--target", default=f"localhost:{DEFAULT_PORTS['orchestrator']}")
+    progress.add_argument(
+        "--since", type=parse_since, default=None, help="ISO 8601 date or time (no zone: UTC)"
+    )
+    progress.add_argument(
+        "--target",
+        default=default_target("orchestrator"),
+        help="orchestrator gRPC target (default NOVAMIND_ORCHESTRATOR_ADDR or localhost:50050)",
+    )
     health = sub.add_parser("health", help="health of the four services")
-    health.add_argument("--host", default="localhost")
+    health.add_argument(
+        "--target",
+        type=_service_target,
+        action="append",
+        default=[],
+        metavar="SERVICE=TARGET",
+        help="gRPC target of one service (repeatable); default NOVAMIND_<SERVICE>_ADDR, "
+        "else localhost at its default port",
+    )
+    health.add_argument(
+        "--host", default="", help="every service not given by --target at <host>:<default port>"
+    )
     return parser
 
 

@@ -118,6 +118,12 @@ class Manifests:
     def of_kind(self, kind: str) -> list[Obj]:
         return [o for o in self.objects if o["kind"] == kind]
 
+    def services(self, *, headless: bool = False) -> list[Obj]:
+        """ClusterIP Services (the default), or the headless ones the orchestrator dials."""
+        return [
+            o for o in self.of_kind("Service") if (o["spec"].get("clusterIP") == "None") == headless
+        ]
+
     def deployments(self) -> dict[str, Obj]:
         return {component_of(o): o for o in self.of_kind("Deployment")}
 

@@ -51,7 +51,7 @@ BAD_VALUES: list[tuple[dict[str, Any], str]] = [
     ({"orchestrator": {"port": -1}}, "/orchestrator/port"),
     ({"pharmacogenomics": {"healthPort": 70000}}, "/pharmacogenomics/healthPort"),
     ({"replicas": 3}, "'replicas' not allowed"),
-    # The orchestrator's replica count is fixed at one (SQLite store).
+    # The orchestrator has "replicas" (checked against its store), not "replicaCount".
     ({"orchestrator": {"replicaCount": 2}}, "'replicaCount' not allowed"),
     ({"image": {"tag": "latest"}}, "/image/tag"),
     ({"image": {"digest": "sha256:abc"}}, "/image/digest"),

@@ -342,18 +342,24 @@ def test_services_select_their_pods_and_name_the_grpc_port(manifests: Manifests)
         ports = {p["name"]: p for p in service["spec"]["ports"]}
         assert ports["grpc"]["targetPort"] == "grpc"
         assert ports["grpc"]["port"] == int(env_of(container(deployment))["NOVAMIND_PORT"])
-        assert ports["health"]["targetPort"] == "health"
+        if service["spec"].get("clusterIP") != "None":
+            assert ports["health"]["targetPort"] == "health"
 
 
-def test_orchestrator_dials_the_ml_services_through_their_services(manifests: Manifests) -> None:
+def test_orchestrator_dials_the_ml_services_through_their_headless_services(
+    manifests: Manifests,
+) -> None:
     env = env_of(container(manifests.deployments()["orchestrator"]))
-    services = {component_of(s): s for s in manifests.of_kind("Service")}
+    headless = {component_of(s): s for s in manifests.services(headless=True)}
+    assert set(headless) == set(ML_COMPONENTS)
     for component in ML_COMPONENTS:
-        address = env[f"NOVAMIND_{component.upper()}_ADDR"]
-        host, port = address.rsplit(":", 1)
-        grpc_port = next(p for p in services[component]["spec"]["ports"] if p["name"] == "grpc")
-        assert host == services[component]["metadata"]["name"]
-        assert int(port) == grpc_port["port"]
+        service = headless[component]
+        grpc_port = next(p for p in service["spec"]["ports"] if p["name"] == "grpc")
+        fqdn = f"{service['metadata']['name']}.{NAMESPACE}.svc.cluster.local"
+        assert env[f"NOVAMIND_{component.upper()}_ADDR"] == f"dns:///{fqdn}:{grpc_port['port']}"
+        # TLS checks the certificate name of that service, not the DNS name dialled.
+        identity = env_of(container(manifests.deployments()[component]))["NOVAMIND_IDENTITY"]
+        assert env[f"NOVAMIND_{component.upper()}_SERVER_NAME"] == identity
 
 
 def test_tracing_follows_the_values(manifests: Manifests) -> None:
@@ -371,7 +377,7 @@ def test_cert_manager_certificates_match_the_mounted_identities(
 ) -> None:
     prod = rendered["prod"]
     certificates = {c["spec"]["secretName"]: c for c in prod.of_kind("Certificate")}
-    services = {component_of(s): s["metadata"]["name"] for s in prod.of_kind("Service")}
+    services = {component_of(s): s["metadata"]["name"] for s in prod.services()}
     for component, deployment in prod.deployments().items():
         identity = env_of(container(deployment))["NOVAMIND_IDENTITY"]
         certificate = certificates[volume(deployment, "tls")["secret"]["secretName"]]
@@ -380,6 +386,7 @@ def test_cert_manager_certificates_match_the_mounted_identities(
         assert {"server auth", "client auth"} <= set(spec["usages"])
         assert services[component] in spec["dnsNames"]
         assert f"{services[component]}.{NAMESPACE}.svc" in spec["dnsNames"]
+        assert identity in spec["dnsNames"]  # the name the orchestrator requires of it
         assert spec["issuerRef"] == prod.values["tls"]["certManager"]["issuerRef"]
     operator = [c for c in certificates.values() if c["spec"]["commonName"] == "operator"]
     assert len(operator) == 1 and operator[0]["spec"]["usages"].count("server auth") == 0
@@ -392,7 +399,7 @@ def test_helm_test_pod_checks_every_service_health_port(manifests: Manifests) ->
     args = pod["spec"]["containers"][0]["command"][3:]
     targets = {a.split("/", 1)[0]: a.split("/", 1)[1] for a in args[1:]}
     expected = {}
-    for service in manifests.of_kind("Service"):
+    for service in manifests.services():
         health = next(p for p in service["spec"]["ports"] if p["name"] == "health")
         expected[f"{service['metadata']['name']}:{health['port']}"] = proto_service_name(
             component_of(service)

@@ -148,14 +148,31 @@ checkov.io/skip2: CKV_K8S_15=IfNotPresent with an immutable pinned tag; Always w
 {{- end }}
 {{- end }}
 
-{{/* The address the orchestrator dials for one ML service. Call with (dict "root" $ "component" "<name>"). */}}
+{{/* Name of one ML service's headless Service. Call with (dict "root" $ "component" "<name>"). */}}
+{{- define "novamind.headlessName" -}}
+{{- printf "%s-headless" (include "novamind.componentName" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The gRPC target the orchestrator dials for one ML service. Call with (dict "root" $ "component" "<name>").
+By default the headless Service through the dns resolver: every ready pod's
+address, balanced round_robin by the orchestrator's channel.
+*/}}
 {{- define "novamind.upstreamAddress" -}}
 {{- $override := index .root.Values.orchestrator.upstreamAddresses .component }}
+{{- $port := int (index .root.Values .component).port }}
 {{- if $override }}
 {{- $override }}
+{{- else if .root.Values.balancing.headless }}
+{{- printf "dns:///%s.%s.svc.%s:%d" (include "novamind.headlessName" .) .root.Release.Namespace .root.Values.balancing.clusterDomain $port }}
 {{- else }}
-{{- printf "%s:%d" (include "novamind.componentName" .) (int (index .root.Values .component).port) }}
+{{- printf "%s:%d" (include "novamind.componentName" .) $port }}
 {{- end }}
+{{- end }}
+
+{{/* Whether the orchestrator's store is PostgreSQL (else SQLite on a claim). */}}
+{{- define "novamind.postgresStore" -}}
+{{- if .Values.orchestrator.store.postgresql.enabled }}true{{ end }}
 {{- end }}
 
 {{/* Restricted pod securityContext (Pod Security Standard "restricted"). */}}

@@ -39,8 +39,13 @@ RUN python -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))
 # Generated stubs live in the top-level `novamind` package (the proto package
 # root); they must exist before `pip install .` so the package is installed.
 COPY protos ./protos
+# As `make protos` does: stubs for our contracts (protos/novamind; third_party/ holds
+# upstream files shipped for grpcurl) and the descriptor set, with the proto
+# comments, that reflection serves.
 RUN python -m grpc_tools.protoc -I protos \
-      --python_out=. --pyi_out=. --grpc_python_out=. $(find protos -name '*.proto') \
+      --python_out=. --pyi_out=. --grpc_python_out=. $(find protos/novamind -name '*.proto') \
+ && python -m grpc_tools.protoc -I protos --include_imports --include_source_info \
+      --descriptor_set_out=novamind/descriptor_set.binpb $(find protos/novamind -name '*.proto') \
  && find novamind -type d -exec touch {}/__init__.py \;
 
 COPY common ./common
@@ -48,6 +53,7 @@ COPY forecasting_svc ./forecasting_svc
 COPY biometric_svc ./biometric_svc
 COPY pharmacogenomics_svc ./pharmacogenomics_svc
 COPY twin_orchestrator ./twin_orchestrator
+COPY worlds ./worlds
 
 # The smoke imports run from / so they load the installed packages, not /src.
 # Bytecode is compiled here: the runtime's root filesystem is read-only, so pods

@@ -31,6 +31,7 @@ from common.launcher import MESH_SERVICES, ServiceProcess, clean_env, start_serv
 from common.proto_convert import to_timestamp
 from common.settings import DEFAULT_PORTS
 from common.synthetic import Cohort, CohortConfig, generate_cohort
+from novamind.common.v1 import common_pb2
 from novamind.twin.v1 import twin_pb2, twin_pb2_grpc
 from twin_orchestrator.fhir_import import insights_request_from_fhir
 from twin_orchestrator.fhir_insights_export import write_insights_bundle
@@ -168,6 +169,12 @@ async def _fhir_round_trip(
     print("\n".join(report.lines()))
     print(f"records identical after the FHIR round trip: {'yes' if request.data == data else 'NO'}")
     same = _comparable(again) == _comparable(response)
+    # The headline of the FHIR run; the full text is the visit's above, line for line.
+    headline = format_insights(again).split("\n\nSections:")[0].split("\n", 2)[-1]
+    print(headline.strip())
+    for recommendation in again.recommendations:
+        priority = common_pb2.Priority.Name(recommendation.priority).removeprefix("PRIORITY_")
+        print(f"  [{priority}] {recommendation.text}")
     print(f"insights identical to the visit's: {'yes' if same else 'NO'}")
     out = write_insights_bundle(FHIR_DIR / "demo-insights.json", DEMO_PATIENT_ID, again)
     print(f"insights as FHIR R4: {out.relative_to(REPO_ROOT)}")

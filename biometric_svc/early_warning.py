@@ -41,6 +41,7 @@ from biometric_svc.features import (
     patient_windows,
 )
 from biometric_svc.models.lstm_attention import AttentionLSTM, AttentionLSTMConfig
+from common import wording
 from common.artifacts import ArtifactError, ArtifactManifest, LoadedArtifact
 from common.synthetic import METRICS
 from common.tracing import model_span
@@ -243,7 +244,8 @@ class EarlyWarningModel:
         drivers = self._drivers(bio, dt.date(last.year, last.month, last.day), windows[0], scored)
         ratio = probability / self.base_rate if self.base_rate > 0 else math.nan
         detail = (
-            f"{probability:.0%} probability of a relapse onset within {HORIZON_DAYS} days, "
+            f"{wording.percent(probability)} probability of a relapse onset within "
+            f"{HORIZON_DAYS} days, "
             f"{ratio:.1f}x the training cohort's base rate of {self.base_rate:.1%}"
         )
         if lead:

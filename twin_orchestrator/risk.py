@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, cast
 
+from common import wording
 from common.clinical_scales import INSTRUMENT_LABELS
 from common.proto_convert import from_timestamp
 from novamind.common.v1 import common_pb2
@@ -50,7 +51,8 @@ def overall_risk(
     forecast = ctx.response.forecast
     if ctx.ok(forecast.result):
         level = cast(common_pb2.RiskLevel, max(level, LOW))
-        window_end = ctx.now + timedelta(days=int(thresholds["forecast_window_days"]))
+        window_days = ctx.forecast_window_days(int(thresholds["forecast_window_days"]))
+        window_end = ctx.now + timedelta(days=window_days)
         # One driver per instrument and threshold: the most likely of its risk periods.
         strongest: dict[tuple[int, float], tuple[str, float, bool]] = {}
         for item in forecast.forecast.forecasts:
@@ -76,8 +78,8 @@ def overall_risk(
             drivers.append(
                 (
                     HIGH if severe else ELEVATED,
-                    f"forecast: {peak:.0%} chance of {label} within "
-                    f"{thresholds['forecast_window_days']} days",
+                    f"forecast: {wording.chance(peak)} of {label} within "
+                    f"{wording.plural(window_days, 'day')}",
                 )
             )
 
@@ -90,7 +92,8 @@ def overall_risk(
                 (
                     warning.level,
                     f"early warning {risk_level_name(warning.level).lower()} "
-                    f"({warning.probability:.0%} within 7 days)",
+                    f"({wording.percent(warning.probability)} probability of deterioration "
+                    "within 7 days)",
                 )
             )
         critical_at = risk_level_value(str(thresholds["critical_warning_level"]))

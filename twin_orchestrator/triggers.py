@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
+from common import wording
 from common.clinical_scales import INSTRUMENT_LABELS
 from common.proto_convert import from_timestamp
 from novamind.biometric.v1 import biometric_pb2
@@ -47,6 +48,20 @@ def phenotype_name(value: int) -> str:
     return pgx_pb2.Phenotype.Name(value).removeprefix("PHENOTYPE_").replace("_", " ").title()
 
 
+def trend_words(trend: forecasting_pb2.Trend) -> str:
+    """A trend that is not significant is not a finding: "no clear change", whichever
+    way its slope happens to point."""
+    if trend.direction == forecasting_pb2.TREND_DIRECTION_UNSPECIFIED:
+        return "not assessed"
+    if not trend.significant:
+        return "no clear change"
+    return (
+        forecasting_pb2.TrendDirection.Name(trend.direction)
+        .removeprefix("TREND_DIRECTION_")
+        .lower()
+    )
+
+
 @dataclass(frozen=True)
 class Match:
     fields: dict[str, Any]
@@ -64,6 +79,30 @@ class Context:
     def ok(self, section: twin_pb2.SectionResult) -> bool:
         return section.status in (common_pb2.SECTION_STATUS_OK, common_pb2.SECTION_STATUS_DEGRADED)
 
+    @property
+    def today(self) -> date:
+        """The day the reader acts on: the request's own day, or the data's if later."""
+        day = self.now.date()
+        if self.response.HasField("generated_at"):
+            day = max(day, from_timestamp(self.response.generated_at).date())
+        return day
+
+    def forecast_window_days(self, within_days: int) -> int:
+        """``within_days``, cut to the horizon actually forecast: with a 7-day forecast
+        nothing can be said about days 8..14."""
+        horizons = [
+            point.horizon_day
+            for forecast in self.response.forecast.forecast.forecasts
+            for point in forecast.points
+        ]
+        return min(within_days, max(horizons)) if horizons else within_days
+
+
+def instrument_in_sentence(instrument: int, fallback: str = "symptoms") -> str:
+    """The instrument's name inside a sentence: "mood", but "PHQ-9" keeps its capitals."""
+    label = INSTRUMENT_LABELS.get(instrument, fallback)
+    return label if any(c.isdigit() for c in label) else label.lower()
+
 
 Trigger = Callable[[Context, Mapping[str, Any]], list[Match]]
 
@@ -74,7 +113,7 @@ def _risk_periods(
     section = ctx.response.forecast
     if not ctx.ok(section.result):
         return []
-    horizon_end = ctx.now + timedelta(days=within_days)
+    horizon_end = ctx.now + timedelta(days=ctx.forecast_window_days(within_days))
     found = []
     for forecast in section.forecast.forecasts:
         for period in forecast.risk_periods:
@@ -99,18 +138,25 @@ def _severe(
 
 
 def _period_fields(
-    forecast: forecasting_pb2.InstrumentForecast, period: forecasting_pb2.RiskPeriod
+    ctx: Context, forecast: forecasting_pb2.InstrumentForecast, period: forecasting_pb2.RiskPeriod
 ) -> dict[str, Any]:
     start = from_timestamp(period.start_date).date()
     end = from_timestamp(period.end_date).date()
+    today = ctx.today
+    # "Review before <date>" must leave a day to act on: a period starting today or
+    # earlier asks for a review now, never "before" a day that has already come.
     return {
         "instrument": INSTRUMENT_LABELS.get(forecast.instrument, "score"),
         "threshold_label": period.threshold_label,
         "threshold": period.threshold,
-        "start": start.isoformat(),
-        "peak_date": from_timestamp(period.peak_date).date().isoformat(),
+        "start": wording.day(start),
+        "from_when": f"from {wording.day(start)}" if start > today else "from today",
+        "review_by": f"before {wording.day(start)}" if start > today else "as soon as possible",
+        "peak_date": wording.day(from_timestamp(period.peak_date)),
         "peak": period.peak_probability,
+        "peak_chance": wording.chance(period.peak_probability),
         "days": (end - start).days + 1,
+        "days_at_risk": wording.plural((end - start).days + 1, "day"),
     }
 
 
@@ -130,10 +176,11 @@ def severe_forecast_with_warning(ctx: Context, params: Mapping[str, Any]) -> lis
     for forecast, period in periods:
         if not _severe(forecast, period, params):
             continue
-        fields = _period_fields(forecast, period)
+        fields = _period_fields(ctx, forecast, period)
         fields.update(
             warning_level=risk_level_name(warning.level).lower(),
             warning_probability=warning.probability,
+            warning_percent=wording.percent(warning.probability),
         )
         matches.append(
             Match(
@@ -158,7 +205,7 @@ def forecast_risk_period(ctx: Context, params: Mapping[str, Any]) -> list[Match]
             best[forecast.instrument] = (forecast, period)
     return [
         Match(
-            _period_fields(f, p),
+            _period_fields(ctx, f, p),
             p.peak_probability,
             "forecast",
             _forecast_evidence(ctx),
@@ -181,7 +228,9 @@ def early_warning(ctx: Context, params: Mapping[str, Any]) -> list[Match]:
             {
                 "level": risk_level_name(warning.level).lower(),
                 "probability": warning.probability,
+                "percent": wording.percent(warning.probability),
                 "lead_days": warning.expected_lead_days or 7,
+                "lead": wording.plural(warning.expected_lead_days or 7, "day"),
                 "drivers": drivers or "not reported",
             },
             warning.probability,
@@ -215,6 +264,9 @@ def worsening_trend(ctx: Context, params: Mapping[str, Any]) -> list[Match]:
                 "slope": f.trend.slope_per_week,
                 "p_value": f.trend.p_value,
                 "change": abs(f.trend.fitted_change),
+                # Worsening mood is a falling score: say which way the scores went.
+                "moved": "rose" if f.trend.fitted_change > 0 else "fell",
+                "p_text": "p < 0.001" if f.trend.p_value < 0.001 else f"p = {f.trend.p_value:.3f}",
             },
             max(0.0, min(1.0, 1.0 - f.trend.p_value)),
             "forecast",
@@ -284,6 +336,17 @@ def phenoconversion(ctx: Context, params: Mapping[str, Any]) -> list[Match]:
     ]
 
 
+_FREQUENCY_WORDS = {
+    biometric_pb2.MONITORING_FREQUENCY_CONTINUOUS: "continuously, with alerts",
+    biometric_pb2.MONITORING_FREQUENCY_DAILY: "daily",
+    biometric_pb2.MONITORING_FREQUENCY_WEEKLY: "weekly",
+}
+
+
+def _sentence_start(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
 def key_biometric_indicator(ctx: Context, params: Mapping[str, Any]) -> list[Match]:
     if not ctx.ok(ctx.response.biometric.result):
         return []
@@ -292,21 +355,37 @@ def key_biometric_indicator(ctx: Context, params: Mapping[str, Any]) -> list[Mat
         for k in ctx.response.biometric.correlations.key_indicators
         if k.strength >= float(params["min_strength"])
     ]
-    return [
-        Match(
-            {
-                "metric": METRIC_NAMES.get(k.metric, "a biometric"),
-                "indicator": INSTRUMENT_LABELS.get(k.indicator, "symptoms").lower(),
-                "lead_days": k.lead_days,
-                "strength": k.strength,
-                "reading": k.reading,
-            },
-            min(1.0, k.strength),
-            "biometric",
-            (common_pb2.Evidence(source="Novamind lagged correlation", detail=k.reading),),
+    # The recommendation repeats the monitoring plan's frequency, so the two never disagree.
+    frequency = {
+        m.metric: _FREQUENCY_WORDS[m.frequency]
+        for m in ctx.response.biometric.monitoring_plan.metrics
+        if m.frequency in _FREQUENCY_WORDS
+    }
+    matches = []
+    for k in indicators[:1]:
+        indicator = instrument_in_sentence(k.indicator)
+        relation = (
+            f"it changes about {wording.plural(k.lead_days, 'day')} before {indicator} does"
+            if k.lead_days > 0
+            else f"it changes on the same days as {indicator}"
         )
-        for k in indicators[:1]
-    ]
+        matches.append(
+            Match(
+                {
+                    "metric": METRIC_NAMES.get(k.metric, "a biometric"),
+                    "indicator": indicator,
+                    "lead_days": k.lead_days,
+                    "relation": relation,
+                    "frequency": frequency.get(k.metric, "daily"),
+                    "strength": k.strength,
+                    "reading": _sentence_start(k.reading),
+                },
+                min(1.0, k.strength),
+                "biometric",
+                (common_pb2.Evidence(source="Novamind lagged correlation", detail=k.reading),),
+            )
+        )
+    return matches
 
 
 def recent_anomalies(ctx: Context, params: Mapping[str, Any]) -> list[Match]:
@@ -332,6 +411,13 @@ def recent_anomalies(ctx: Context, params: Mapping[str, Any]) -> list[Match]:
     ]
 
 
+_STATUS_WORDS = {
+    common_pb2.SECTION_STATUS_DEGRADED: "incomplete",
+    common_pb2.SECTION_STATUS_UNAVAILABLE: "unavailable",
+    common_pb2.SECTION_STATUS_DEADLINE_EXCEEDED: "missing (its service did not answer in time)",
+}
+
+
 def section_not_ok(ctx: Context, params: Mapping[str, Any]) -> list[Match]:
     sections = (
         ctx.response.forecast.result,
@@ -347,10 +433,7 @@ def section_not_ok(ctx: Context, params: Mapping[str, Any]) -> list[Match]:
         Match(
             {
                 "section": SECTION_NAMES.get(s.section, "a"),
-                "status": common_pb2.SectionStatus.Name(s.status)
-                .removeprefix("SECTION_STATUS_")
-                .replace("_", " ")
-                .lower(),
+                "status": _STATUS_WORDS[s.status],
                 "detail": s.detail or "No detail.",
             },
             1.0,

@@ -73,7 +73,7 @@ def test_fragmented_risk_periods_give_one_driver_with_the_highest_peak():
         )
     level, drivers = _risk(response)
     assert level == common_pb2.RISK_LEVEL_ELEVATED
-    assert drivers == ["forecast: 61% chance of PHQ-9 >= 15 within 14 days"]
+    assert drivers == ["forecast: a 61% chance of PHQ-9 >= 15 within 14 days"]
 
 
 def test_open_breaker_lets_a_trial_through_within_a_second():

@@ -203,7 +203,7 @@ def test_unavailable_section_and_low_reliability_are_data_quality():
     response.biometric.result.status = common_pb2.SECTION_STATUS_OK
     response.biometric.correlations.reliability = biometric_pb2.RELIABILITY_GRADE_LOW
     fired = _fired(response)
-    assert fired["section-unavailable"][0].text.startswith("The forecast section is deadline")
+    assert fired["section-unavailable"][0].text.startswith("The forecast section is missing")
     assert fired["low-data-reliability"][0].priority == common_pb2.PRIORITY_LOW
     assert all(
         r.category == common_pb2.RECOMMENDATION_CATEGORY_DATA_QUALITY

@@ -204,8 +204,15 @@ def benjamini_hochberg(p_values: FloatArray) -> FloatArray:
     return q
 
 
-def reading(metric: str, indicator: str, r: float, lag_days: int) -> str:
-    """One line, in the direction of worsening: 'sleep duration falls ~3 days before mood drops'."""
+def reading(
+    metric: str, indicator: str, r: float, lag_days: int, q_value: float | None = None
+) -> str:
+    """One line, in the direction of worsening: 'sleep duration falls ~3 days before mood drops'.
+
+    With a ``q_value`` at or above the false-discovery rate the line states the absence
+    of evidence instead ('no evidence that ... (q = 0.94)'): a clinician reads a bare
+    sentence as a finding, and an association that may be chance is not one.
+    """
     worsening = INSTRUMENT_WORSENING[indicator]
     metric_rises = r * worsening > 0
     plural = metric in PLURAL_METRICS
@@ -213,6 +220,9 @@ def reading(metric: str, indicator: str, r: float, lag_days: int) -> str:
     indicator_label = INSTRUMENT_LABELS[indicator]
     indicator_change = f"{indicator_label} drops" if worsening < 0 else f"{indicator_label} rises"
     label = METRIC_LABELS[metric]
+    if q_value is not None:
+        when = "on the same days" if lag_days == 0 else "before"
+        return f"no evidence that {label} {verb} {when} {indicator_change} (q = {q_value:.2f})"
     if lag_days == 0:
         return f"{label} {verb} on the same days {indicator_change}"
     unit = "day" if lag_days == 1 else "days"
@@ -331,7 +341,18 @@ def lagged_correlations(
         return ()
     q_values = benjamini_hochberg(np.array([pair.p_value for pair in pairs]))
     results = [
-        replace(pair, q_value=float(q), significant=bool(q < fdr_alpha))
+        replace(
+            pair,
+            q_value=float(q),
+            significant=bool(q < fdr_alpha),
+            reading=reading(
+                pair.metric,
+                pair.indicator,
+                pair.pearson_r,
+                pair.lag_days,
+                q_value=None if q < fdr_alpha else float(q),
+            ),
+        )
         for pair, q in zip(pairs, q_values, strict=True)
     ]
     results.sort(key=lambda c: (c.q_value, -abs(c.pearson_r)))

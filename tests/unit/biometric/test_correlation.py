@@ -72,6 +72,22 @@ def test_nothing_is_significant_for_uncoupled_patients(analysed):
         assert not any(c.significant for c in correlations)
 
 
+def test_only_significant_correlations_read_as_findings(analysed):
+    """A pair that may be chance is worded as the absence of evidence, with its q."""
+    seen = {True: 0, False: 0}
+    for _, correlations, _ in analysed:
+        for corr in correlations:
+            seen[corr.significant] += 1
+            if corr.significant:
+                assert not corr.reading.startswith("no evidence"), corr.reading
+                assert "q = " not in corr.reading
+            else:
+                assert corr.reading.startswith("no evidence that "), corr.reading
+                assert corr.reading.endswith(f"(q = {corr.q_value:.2f})"), corr.reading
+                assert "~" not in corr.reading
+    assert seen[True] and seen[False]
+
+
 def test_a_shared_weekly_rhythm_is_not_a_correlation():
     rng = np.random.default_rng(3)
     dates = pd.date_range("2026-01-05", periods=150, freq="D")
@@ -132,3 +148,14 @@ def test_sidak_and_effective_sample_size():
 )
 def test_readings(metric, indicator, r, lag, text):
     assert reading(metric, indicator, r, lag) == text
+
+
+def test_a_non_significant_reading_states_no_evidence():
+    assert (
+        reading("steps", "mood", -0.2, 7, q_value=0.94)
+        == "no evidence that step count rises before mood drops (q = 0.94)"
+    )
+    assert (
+        reading("sleep_duration", "phq9", -0.1, 0, q_value=0.5)
+        == "no evidence that sleep duration falls on the same days PHQ-9 rises (q = 0.50)"
+    )

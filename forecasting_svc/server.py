@@ -27,6 +27,7 @@ from forecasting_svc.domain import (
     SymptomObservation,
     TrendDirection,
 )
+from forecasting_svc.feature_labels import clinical_label
 from forecasting_svc.instruments import Instrument
 from forecasting_svc.service import ForecastingService
 from novamind.common.v1 import common_pb2
@@ -160,7 +161,10 @@ def response_to_proto(result: ForecastResult) -> forecasting_pb2.ForecastSymptom
             period_message.peak_date.CopyFrom(to_timestamp(period.peak_date))
         for driver in forecast.feature_importance:
             message.feature_importance.add(
-                feature=driver.feature, importance=driver.importance, source=_SOURCES[driver.source]
+                feature=driver.feature,
+                importance=driver.importance,
+                source=_SOURCES[driver.source],
+                label=clinical_label(driver.feature),
             )
     for manifest in result.models:
         response.models.append(model_info_from_manifest(manifest))

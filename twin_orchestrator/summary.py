@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from common import wording
 from common.clinical_scales import INSTRUMENT_LABELS
 from common.proto_convert import from_timestamp
 from novamind.common.v1 import common_pb2
@@ -13,6 +14,7 @@ from twin_orchestrator.triggers import (
     SECTION_NAMES,
     phenotype_name,
     risk_level_name,
+    trend_words,
 )
 
 
@@ -50,11 +52,14 @@ def format_insights(response: twin_pb2.GenerateInsightsResponse) -> str:
             f"median {last.point:.1f} (interval {last.lower:.1f}–{last.upper:.1f}); "
             f"trend {_trend(item.trend)}"
         )
+        drivers = [d.label or d.feature for d in item.feature_importance[:3]]
+        if drivers:
+            lines.append(f"  main drivers: {', '.join(drivers)}")
         for period in item.risk_periods:
             lines.append(
                 f"  risk period {from_timestamp(period.start_date):%Y-%m-%d}–"
                 f"{from_timestamp(period.end_date):%Y-%m-%d}: {period.threshold_label} "
-                f"(peak {period.peak_probability:.0%})"
+                f"(peak {wording.percent(period.peak_probability)})"
             )
 
     biometric = response.biometric
@@ -63,7 +68,8 @@ def format_insights(response: twin_pb2.GenerateInsightsResponse) -> str:
         if warning.level:
             lines.append(
                 f"\nEarly warning: {risk_level_name(warning.level)} "
-                f"({warning.probability:.0%} within 7 days)"
+                f"({wording.percent(warning.probability)} probability of deterioration "
+                "within 7 days)"
             )
         if warning.out_of_distribution:
             lines.append(
@@ -106,8 +112,7 @@ def format_insights(response: twin_pb2.GenerateInsightsResponse) -> str:
 
 
 def _trend(trend: forecasting_pb2.Trend) -> str:
-    direction = _enum_name(forecasting_pb2.TrendDirection, trend.direction, "TREND_DIRECTION_")
-    return f"{direction} ({trend.slope_per_week:+.2f}/week, p={trend.p_value:.3f})"
+    return f"{trend_words(trend)} ({trend.slope_per_week:+.2f}/week, p={trend.p_value:.3f})"
 
 
 def format_progress(response: twin_pb2.GetPatientProgressResponse) -> str:

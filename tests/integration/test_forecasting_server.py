@@ -80,6 +80,15 @@ async def test_forecast_over_mtls(make_settings, pki_dir, forecasting):
                 values[2]
             )
         sources = {d.source for d in forecast.feature_importance}
+        # Every driver carries clinical words besides its raw feature name.
+        for driver in forecast.feature_importance:
+            assert driver.feature and driver.label and "_" not in driver.label, driver
+        attention = [
+            d
+            for d in forecast.feature_importance
+            if d.source == forecasting_pb2.IMPORTANCE_SOURCE_ATTENTION
+        ]
+        assert all(d.label.startswith(("scores", "earlier scores")) for d in attention)
         assert sources == {
             forecasting_pb2.IMPORTANCE_SOURCE_SHAP,
             forecasting_pb2.IMPORTANCE_SOURCE_ATTENTION,

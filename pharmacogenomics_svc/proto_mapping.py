@@ -241,6 +241,7 @@ def response_predictions_to_proto(
             for p in result.predictions
         ],
         model=model_info_from_manifest(result.model),
+        unsupported_medications=list(result.unsupported_medications),
     )
 
 
@@ -263,6 +264,7 @@ def side_effect_predictions_to_proto(
             for p in result.predictions
         ],
         model=model_info_from_manifest(result.model),
+        unsupported_medications=list(result.unsupported_medications),
     )
 
 

@@ -145,12 +145,16 @@ class SideEffectPrediction:
 class ResponsePredictions:
     predictions: tuple[ResponsePrediction, ...]
     model: ArtifactManifest
+    #: Asked-for medications unknown to both knowledge base and model: never given a number.
+    unsupported_medications: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class SideEffectPredictions:
     predictions: tuple[SideEffectPrediction, ...]
     model: ArtifactManifest
+    #: Asked-for medications unknown to both knowledge base and model: never given a number.
+    unsupported_medications: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -432,16 +436,27 @@ class PharmacogenomicsService:
             names |= {m for m in spec.medications if kb.medication(m) is None}
         return tuple(sorted(names))
 
-    def _score(self, request: PatientRequest, target: str) -> list[_Scored]:
+    def _score(self, request: PatientRequest, target: str) -> tuple[list[_Scored], list[str]]:
+        """The scored candidates, and the names of those this service knows nothing about.
+
+        One rule for every RPC: a medication neither in the knowledge base nor among the
+        model's training medications (a typo, a made-up name) is listed as unsupported and
+        gets no number; the model's average over other drugs would read as a prediction
+        for it. AnalyzeGeneMedicationInteractions lists the same names as unsupported.
+        """
         models, manifest = self.require_model()
         kb, spec = self._kb, models.spec
         context = build_context(request, kb)
         batch = _Batch(spec)
         candidates = []
+        unsupported: list[str] = []
         for drug in context.candidates or self.default_candidates(spec):
             results = guidance_for(
                 drug, context.effective, context.genotype, kb, conversions=context.conversions
             )
+            if drug not in spec.medications and not any(r.in_knowledge_base for r in results):
+                unsupported.append(drug)
+                continue
             decisive = decisive_guidance(results)
             phenotypes = context.phenotypes_for(drug, kb)
             conversions = (
@@ -473,14 +488,15 @@ class PharmacogenomicsService:
                 trained_medications=len(spec.medications),
             )
             scored.append(_Scored(candidate, estimate))
-        return scored
+        return scored, unsupported
 
     def _predict_response(self, request: PatientRequest) -> ResponsePredictions:
         _, manifest = self.require_model()
         # Strong "avoid" last whatever the model says; drugs the model never saw after the
         # ones it knows; then by estimated response, best first.
+        scored, unsupported = self._score(request, RESPONSE)
         ordered = sorted(
-            self._score(request, RESPONSE),
+            scored,
             key=lambda s: (s.candidate.overrides, not s.estimate.modelled, -s.estimate.probability),
         )
         predictions = []
@@ -500,12 +516,17 @@ class PharmacogenomicsService:
                     what_would_change=text.what_would_change,
                 )
             )
-        return ResponsePredictions(predictions=tuple(predictions), model=manifest)
+        return ResponsePredictions(
+            predictions=tuple(predictions),
+            model=manifest,
+            unsupported_medications=tuple(unsupported),
+        )
 
     def _predict_side_effects(self, request: PatientRequest) -> SideEffectPredictions:
         _, manifest = self.require_model()
+        scored, unsupported = self._score(request, SIDE_EFFECT)
         ordered = sorted(
-            self._score(request, SIDE_EFFECT),
+            scored,
             key=lambda s: (s.candidate.overrides, not s.estimate.modelled, s.estimate.probability),
         )
         predictions = []
@@ -527,7 +548,11 @@ class PharmacogenomicsService:
                     what_would_change=text.what_would_change,
                 )
             )
-        return SideEffectPredictions(predictions=tuple(predictions), model=manifest)
+        return SideEffectPredictions(
+            predictions=tuple(predictions),
+            model=manifest,
+            unsupported_medications=tuple(unsupported),
+        )
 
     def _supported(self, gene: str) -> SupportedMedications:
         kb = self._kb

@@ -300,6 +300,30 @@ async def test_analysis_and_predictions_use_the_same_effective_phenotypes(stub) 
     assert {e.source.split(" ")[0] for e in aripiprazole.evidence} >= {"FDA", "Model"}
 
 
+async def test_an_unknown_medication_is_unsupported_everywhere_with_no_number(stub) -> None:
+    """One rule for all three RPCs: a name neither the knowledge base nor the model knows
+    is listed as unsupported and never gets a probability."""
+    genotype = _genotype({"CYP2C19": "*1/*1", "CYP2D6": "*1/*1"})
+    candidates = ("sertraline", "madeupazine", "bupropion")
+    analysis = await stub.AnalyzeGeneMedicationInteractions(
+        _analyze(genotype, candidates), timeout=TIMEOUT
+    )
+    response = await stub.PredictMedicationResponse(
+        pb.PredictMedicationResponseRequest(**_predict(genotype, candidates)), timeout=TIMEOUT
+    )
+    side_effects = await stub.PredictSideEffects(
+        pb.PredictSideEffectsRequest(**_predict(genotype, candidates)), timeout=TIMEOUT
+    )
+    assert "madeupazine" in analysis.unsupported_medications
+    assert not _interactions(analysis, "madeupazine")
+    for reply in (response, side_effects):
+        assert list(reply.unsupported_medications) == ["madeupazine"]
+        # Known drugs keep their numbers; bupropion has no CPIC guidance but the model knows it.
+        assert {p.medication for p in reply.predictions} == {"sertraline", "bupropion"}
+        assert all("madeupazine" not in p.rationale for p in reply.predictions)
+    assert [p.rank for p in response.predictions] == [1, 2]
+
+
 async def test_no_candidates_means_every_supported_antidepressant(stub) -> None:
     reply = await stub.PredictMedicationResponse(
         pb.PredictMedicationResponseRequest(**_predict(_genotype({"CYP2D6": "*1/*1"}), ())),

@@ -2,11 +2,15 @@
 
 Built from a ``GenerateInsightsResponse`` and the ``PatientData`` it was made
 from. No JavaScript, no external URL: styles are inline and figures are
-embedded as base64 PNG. Every string that comes from a service (recommendation
-texts, rationales, guidance, details) is HTML-escaped, because the report must
-stay inert whatever those services return. The report is a clinical document
-and may show clinical values; it never shows the real patient identifier (the
-response has none), only an optional display label chosen by the caller.
+embedded as base64 PNG. The markup lives in Jinja2 templates
+(``twin_orchestrator/templates/``, one per section) with autoescape on, so
+every string that comes from a service (recommendation texts, rationales,
+guidance, details) is HTML-escaped without anyone having to remember it: the
+report stays inert whatever those services return. This module only turns the
+response into plain values (labels, formatted numbers, encoded figures) for
+the templates. The report is a clinical document and may show clinical
+values; it never shows the real patient identifier (the response has none),
+only an optional display label chosen by the caller.
 
 Each section follows its status: OK and DEGRADED sections show what they have
 (a degraded one under a notice saying it is partial); UNAVAILABLE,
@@ -16,17 +20,19 @@ DEADLINE_EXCEEDED, SKIPPED and unset statuses show one sentence instead.
 from __future__ import annotations
 
 import base64
-import html
 import logging
 import re
-from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
+from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from common import wording
 from novamind.biometric.v1 import biometric_pb2
 from novamind.common.v1 import common_pb2
 from novamind.forecasting.v1 import forecasting_pb2
@@ -45,6 +51,7 @@ from twin_orchestrator.report_plots import (
     risk_timeline,
     to_datetime,
 )
+from twin_orchestrator.triggers import trend_words
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -195,80 +202,18 @@ _MEDICATION_CHANGE_LABELS: dict[int, str] = {
 }
 
 OVERRIDE_FLAG = "Guidance overrides prediction"
-_NUM = ' class="num"'
 
-_STYLE = """
-:root { --ink:#1f2933; --muted:#52606d; --line:#d9e2ec; --soft:#f5f7fa; --accent:#2f6f8f; }
-* { box-sizing: border-box; }
-body { margin: 0 auto; max-width: 1120px; padding: 28px 32px 40px; color: var(--ink);
-  font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif;
-  background: #fff; }
-h1 { font-size: 1.6rem; margin: 0 0 4px; font-weight: 600; }
-h2 { font-size: 1.22rem; margin: 34px 0 10px; padding-bottom: 4px; font-weight: 600;
-  border-bottom: 2px solid var(--line); }
-h3 { font-size: 1.02rem; margin: 22px 0 8px; font-weight: 600; }
-p { margin: 6px 0; }
-.meta { display: grid; grid-template-columns: max-content 1fr; gap: 2px 14px; margin: 10px 0 0;
-  color: var(--muted); font-size: 0.9rem; }
-.meta dt { font-weight: 600; } .meta dd { margin: 0; }
-.mono { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 0.88em; }
-.risk { display: inline-block; padding: 4px 14px; border-radius: 999px; font-weight: 600;
-  border: 1px solid transparent; }
-.risk-low { background: #e3f1e8; color: #1e5631; border-color: #a8d5b5; }
-.risk-elevated { background: #fff4d6; color: #7a5200; border-color: #f0d27a; }
-.risk-high { background: #fde6dc; color: #8a2c0d; border-color: #f2a98c; }
-.risk-critical { background: #f9d4d4; color: #7b1010; border-color: #e08585; }
-.risk-none { background: var(--soft); color: var(--muted); border-color: var(--line); }
-.badge { display: inline-block; padding: 1px 8px; border-radius: 4px; font-size: 0.8rem;
-  font-weight: 600; background: var(--soft); color: var(--muted); border: 1px solid var(--line);
-  white-space: nowrap; }
-.priority-urgent { background: #7b1010; color: #fff; border-color: #7b1010; }
-.priority-high { background: #fde6dc; color: #8a2c0d; border-color: #f2a98c; }
-.priority-medium { background: #fff4d6; color: #7a5200; border-color: #f0d27a; }
-.status-ok { background: #e3f1e8; color: #1e5631; border-color: #a8d5b5; }
-.status-degraded { background: #fff4d6; color: #7a5200; border-color: #f0d27a; }
-.status-failed { background: #fde6dc; color: #8a2c0d; border-color: #f2a98c; }
-.flag { background: #7b1010; color: #fff; border-color: #7b1010; white-space: normal; }
-.notice { border-left: 4px solid #f0d27a; background: #fffaeb; padding: 8px 12px; margin: 8px 0; }
-.notice.missing { border-left-color: #9aa5b1; background: var(--soft); }
-ol.recs { list-style: none; padding: 0; margin: 0; counter-reset: rec; }
-.rec { border: 1px solid var(--line); border-radius: 6px; padding: 10px 14px; margin: 8px 0;
-  counter-increment: rec; }
-.rec-head { display: flex; gap: 8px; align-items: baseline; flex-wrap: wrap; }
-.rec-head::before { content: counter(rec) "."; font-weight: 600; color: var(--muted); }
-.rec-text { font-weight: 600; margin: 4px 0 2px; }
-.rec-why { color: var(--ink); }
-.rec-evidence { margin: 4px 0 0; padding-left: 18px; color: var(--muted); font-size: 0.88rem; }
-.small { font-size: 0.85rem; color: var(--muted); }
-table { border-collapse: collapse; width: 100%; margin: 8px 0 4px; font-size: 0.86rem; }
-caption { text-align: left; color: var(--muted); font-size: 0.85rem; padding: 4px 0; }
-th, td { border-bottom: 1px solid var(--line); padding: 6px 8px; text-align: left;
-  vertical-align: top; }
-thead th { background: var(--soft); font-weight: 600; border-bottom: 2px solid var(--line); }
-tbody th { font-weight: 600; }
-tr.override td, tr.override th { background: #fdf0ec; }
-#medication-guidance { font-size: 0.8rem; table-layout: fixed; }
-#medication-guidance td, #medication-guidance th { overflow-wrap: break-word; }
-#medication-guidance tr:has(+ tr.detail) > td { border-bottom: none; }
-#medication-guidance tr.detail td { color: var(--muted); padding-top: 0; }
-td.num, th.num { text-align: right; }
-td.num { white-space: nowrap; }
-#medication-guidance td.num { white-space: normal; }
-figure.plot { margin: 10px 0 14px; }
-figure.plot img { display: block; max-width: 100%; height: auto; border: 1px solid var(--line);
-  border-radius: 4px; }
-figcaption { font-size: 0.85rem; color: var(--muted); margin-top: 4px; }
-ul.tight { margin: 4px 0; padding-left: 20px; }
-footer { margin-top: 40px; padding-top: 10px; border-top: 1px solid var(--line);
-  color: var(--muted); font-size: 0.82rem; }
-@media print {
-  @page { size: A4; margin: 14mm 12mm; }
-  body { max-width: none; padding: 0; font-size: 11pt; }
-  h2 { break-after: avoid; } h3 { break-after: avoid; }
-  figure.plot, .rec, tr, .notice { break-inside: avoid; }
-  thead { display: table-header-group; }
-}
-"""
+#: autoescape=True for every template (not by extension): no template can opt out by
+#: its file name. StrictUndefined turns a misspelt field into an error in the tests
+#: instead of a silently empty cell in a clinician's report.
+_TEMPLATES = Environment(
+    loader=PackageLoader("twin_orchestrator", "templates"),
+    autoescape=True,
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+)
 
 
 def render_report(
@@ -280,27 +225,19 @@ def render_report(
     patient_label: str | None = None,
 ) -> str:
     """The whole report as one HTML document (UTF-8 text)."""
-    body = [
-        _header(response, title, patient_label),
-        "<main>",
-        _summary(response),
-        _recommendations(response.recommendations),
-        _status_table(response),
-        _forecast_section(response.forecast, data),
-        _biometric_section(response.biometric, data),
-        _pharmacogenomics_section(response.pharmacogenomics),
-    ]
-    if progress is not None:
-        body.append(_progress_section(progress))
-    body.append("</main>")
-    body.append(_footer(response))
-    return (
-        "<!DOCTYPE html>\n"
-        '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"<title>{_e(title)}</title>\n<style>{_STYLE}</style>\n</head>\n<body>\n"
-        + "\n".join(body)
-        + "\n</body>\n</html>\n"
+    return _TEMPLATES.get_template("report.html").render(
+        title=title,
+        patient_label=patient_label,
+        header=_header(response),
+        summary=_summary(response),
+        recommendations=[_recommendation(rec) for rec in response.recommendations],
+        status_rows=_status_rows(response),
+        forecast=_forecast_section(response.forecast, data),
+        biometric=_biometric_section(response.biometric, data),
+        pgx=_pharmacogenomics_section(response.pharmacogenomics),
+        progress=_progress_section(progress) if progress is not None else None,
+        provenance=_provenance(response),
+        override_flag=OVERRIDE_FLAG,
     )
 
 
@@ -327,8 +264,7 @@ def write_report(
     return path
 
 
-def _e(text: object) -> str:
-    return html.escape(str(text), quote=True)
+# -- values for the templates ---------------------------------------------------------
 
 
 def _when(timestamp: Timestamp) -> str:
@@ -336,11 +272,7 @@ def _when(timestamp: Timestamp) -> str:
 
 
 def _day(timestamp: Timestamp) -> str:
-    return _fmt_day(to_datetime(timestamp))
-
-
-def _fmt_day(moment: datetime) -> str:
-    return f"{moment.day} {moment:%b %Y}"
+    return wording.day(to_datetime(timestamp))
 
 
 def _latency(duration: Duration) -> str:
@@ -350,71 +282,48 @@ def _latency(duration: Duration) -> str:
     return f"{millis} ms" if millis < 1000 else f"{millis / 1000:.1f} s"
 
 
-def _figure(key: str, build: Callable[[], RenderedPlot], caption: str) -> str:
-    """An embedded PNG figure, or a sentence when the figure cannot be drawn."""
+@dataclass(frozen=True)
+class Figure:
+    """An embedded PNG, or (``png_base64`` empty) the sentence saying it could not be drawn."""
+
+    key: str
+    caption: str
+    png_base64: str = ""
+    alt: str = ""
+    width_px: int = 0
+    height_px: int = 0
+
+
+def _figure(key: str, build: Callable[[], RenderedPlot], caption: str) -> Figure:
     try:
         plot = build()
     except Exception as exc:  # a bad figure must not cost the clinician the whole report
         _LOGGER.warning(
             "report figure failed", extra={"section": key, "status": type(exc).__name__}
         )
-        return f'<p class="notice missing">The {_e(caption.lower())} chart could not be drawn.</p>'
+        return Figure(key, caption)
     encoded = base64.b64encode(plot.png).decode("ascii")
-    return (
-        f'<figure class="plot" data-plot="{_e(key)}">'
-        f'<img src="data:image/png;base64,{encoded}" alt="{_e(plot.alt)}" '
-        f'width="{plot.width_px}" height="{plot.height_px}">'
-        f"<figcaption>{_e(caption)}</figcaption></figure>"
-    )
+    return Figure(key, caption, encoded, plot.alt, plot.width_px, plot.height_px)
 
 
-def _table(
-    caption: str,
-    headers: Sequence[str],
-    rows: Iterable[str],
-    *,
-    table_id: str = "",
-    numeric: Sequence[int] = (),
-    widths: Sequence[int] = (),
-) -> str:
-    """A table whose rows are pre-rendered ``<tr>`` strings (cells already escaped);
-    ``widths`` (percent per column) fixes the layout of wide tables."""
-    ident = f' id="{_e(table_id)}"' if table_id else ""
-    columns = "".join(f'<col style="width:{w}%">' for w in widths)
-    colgroup = f"<colgroup>{columns}</colgroup>" if widths else ""
-    head = "".join(
-        f'<th scope="col"{_NUM if i in numeric else ""}>{_e(h)}</th>' for i, h in enumerate(headers)
-    )
-    return (
-        f"<table{ident}><caption>{_e(caption)}</caption>{colgroup}"
-        f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-    )
-
-
-def _header(
-    response: twin_pb2.GenerateInsightsResponse, title: str, patient_label: str | None
-) -> str:
-    items: list[tuple[str, str]] = []
-    if patient_label:
-        items.append(("Patient", _e(patient_label)))
-    generated = (
-        _when(response.generated_at) if response.HasField("generated_at") else "not recorded"
-    )
-    items.append(("Generated", _e(generated)))
-    items.append(("Request id", f'<span class="mono">{_e(response.request_id or "—")}</span>'))
-    if response.snapshot_id:
-        items.append(("Snapshot", f'<span class="mono">{_e(response.snapshot_id)}</span>'))
-    meta = "".join(f"<dt>{_e(k)}</dt><dd>{v}</dd>" for k, v in items)
-    return f'<header><h1>{_e(title)}</h1><dl class="meta">{meta}</dl></header>'
-
-
-def _risk_class(level: common_pb2.RiskLevel) -> str:
+def _header(response: twin_pb2.GenerateInsightsResponse) -> dict[str, str]:
     return {
+        "generated": (
+            _when(response.generated_at) if response.HasField("generated_at") else "not recorded"
+        ),
+        "request_id": response.request_id,
+        "snapshot_id": response.snapshot_id,
+    }
+
+
+def _risk_class(level: int) -> str:
+    classes: dict[int, str] = {
         common_pb2.RISK_LEVEL_LOW: "risk-low",
         common_pb2.RISK_LEVEL_ELEVATED: "risk-elevated",
         common_pb2.RISK_LEVEL_HIGH: "risk-high",
         common_pb2.RISK_LEVEL_CRITICAL: "risk-critical",
-    }.get(level, "risk-none")
+    }
+    return classes.get(level, "risk-none")
 
 
 _RISK_MEANINGS: dict[int, str] = {
@@ -426,70 +335,37 @@ _RISK_MEANINGS: dict[int, str] = {
 }
 
 
-def _summary(response: twin_pb2.GenerateInsightsResponse) -> str:
+def _summary(response: twin_pb2.GenerateInsightsResponse) -> dict[str, Any]:
     level = response.overall_risk
-    parts = [
-        '<section id="summary" aria-labelledby="summary-title">',
-        '<h2 id="summary-title">Overall risk</h2>',
-        f'<p><span class="risk {_risk_class(level)}">{_e(RISK_LABELS.get(level, "Unknown"))}'
-        f"</span> {_e(_RISK_MEANINGS.get(level, ''))}</p>",
-    ]
-    if response.risk_drivers:
-        drivers = "".join(f"<li>{_e(d)}</li>" for d in response.risk_drivers)
-        parts.append(f'<p>What drove it, most important first:</p><ol class="tight">{drivers}</ol>')
-    parts.append("</section>")
-    return "".join(parts)
-
-
-def _priority_class(priority: common_pb2.Priority) -> str:
     return {
+        "css": _risk_class(level),
+        "label": RISK_LABELS.get(level, "Unknown"),
+        "meaning": _RISK_MEANINGS.get(level, ""),
+        "drivers": list(response.risk_drivers),
+    }
+
+
+def _priority_class(priority: int) -> str:
+    classes: dict[int, str] = {
         common_pb2.PRIORITY_URGENT: "priority-urgent",
         common_pb2.PRIORITY_HIGH: "priority-high",
         common_pb2.PRIORITY_MEDIUM: "priority-medium",
-    }.get(priority, "")
+    }
+    return classes.get(priority, "")
 
 
-def _evidence_line(evidence: common_pb2.Evidence) -> str:
-    parts = [_e(evidence.source or "Unnamed source")]
-    if evidence.strength:
-        parts.append(f"strength: {_e(evidence.strength)}")
-    if evidence.pmid:
-        parts.append(f"PMID {_e(evidence.pmid)}")
-    if evidence.detail:
-        parts.append(_e(evidence.detail))
-    return " · ".join(parts)
-
-
-def _recommendations(recommendations: Sequence[common_pb2.Recommendation]) -> str:
-    head = '<section id="recommendations" aria-labelledby="recs-title">'
-    head += '<h2 id="recs-title">Recommendations</h2>'
-    if not recommendations:
-        return head + "<p>No recommendations were made for this run.</p></section>"
-    items = []
-    for rec in recommendations:
-        evidence = "".join(f"<li>{_evidence_line(ev)}</li>" for ev in rec.evidence)
-        source = f" · from the {_e(rec.source_section)} section" if rec.source_section else ""
-        items.append(
-            f'<li class="rec" data-rule="{_e(rec.rule_id)}">'
-            '<div class="rec-head">'
-            f'<span class="badge {_priority_class(rec.priority)}">'
-            f"{_e(PRIORITY_LABELS.get(rec.priority, 'Unranked'))} priority</span>"
-            f'<span class="badge">{_e(CATEGORY_LABELS.get(rec.category, "General"))}</span>'
-            f'<span class="small">Confidence {rec.confidence:.0%}{source}</span></div>'
-            f'<p class="rec-text">{_e(rec.text)}</p>'
-            + (
-                f'<p class="rec-why"><strong>Why:</strong> {_e(rec.rationale)}</p>'
-                if rec.rationale
-                else ""
-            )
-            + (
-                f'<p class="small">Evidence:</p><ul class="rec-evidence">{evidence}</ul>'
-                if evidence
-                else ""
-            )
-            + "</li>"
-        )
-    return head + f'<ol class="recs">{"".join(items)}</ol></section>'
+def _recommendation(rec: common_pb2.Recommendation) -> dict[str, Any]:
+    return {
+        "rule_id": rec.rule_id,
+        "priority": PRIORITY_LABELS.get(rec.priority, "Unranked"),
+        "priority_css": _priority_class(rec.priority),
+        "category": CATEGORY_LABELS.get(rec.category, "General"),
+        "confidence": f"{rec.confidence:.0%}",
+        "source_section": rec.source_section,
+        "text": rec.text,
+        "rationale": rec.rationale,
+        "evidence": list(rec.evidence),
+    }
 
 
 def _status_class(status: int) -> str:
@@ -510,82 +386,89 @@ def _section_results(
     ]
 
 
-def _status_table(response: twin_pb2.GenerateInsightsResponse) -> str:
-    rows = []
-    for section, result in _section_results(response):
-        label = STATUS_LABELS.get(result.status, "No status")
-        rows.append(
-            f'<tr data-section="{section}"><th scope="row">'
-            f"{_e(_SECTION_NAMES[section].capitalize())}</th>"
-            f'<td><span class="badge {_status_class(result.status)}">{_e(label)}</span></td>'
-            f"<td>{_e(result.detail) if result.detail else '—'}</td>"
-            f'<td class="num">{_e(_latency(result.latency))}</td></tr>'
-        )
-    table = _table(
-        "How each part of the analysis fared in this run.",
-        ["Section", "Status", "Detail", "Time"],
-        rows,
-        table_id="section-status",
-        numeric=(3,),
-    )
-    return (
-        '<section id="status" aria-labelledby="status-title">'
-        f'<h2 id="status-title">Section status</h2>{table}</section>'
-    )
+def _status_rows(response: twin_pb2.GenerateInsightsResponse) -> list[dict[str, Any]]:
+    return [
+        {
+            "section": section,
+            "name": _SECTION_NAMES[section].capitalize(),
+            "css": _status_class(result.status),
+            "label": STATUS_LABELS.get(result.status, "No status"),
+            "detail": result.detail,
+            "latency": _latency(result.latency),
+        }
+        for section, result in _section_results(response)
+    ]
 
 
-def _notice(section: int, result: twin_pb2.SectionResult) -> str:
+def _notice(section: int, result: twin_pb2.SectionResult) -> dict[str, str] | None:
     """The sentence standing in for (or above) a section that is not OK."""
     if result.status == common_pb2.SECTION_STATUS_OK:
-        return ""
+        return None
     template = _STATUS_SENTENCES.get(result.status, _STATUS_SENTENCES[0])
     sentence = template.format(name=_SECTION_NAMES[section])
     if result.detail:
         sentence += f" Detail: {result.detail}"
-    css = "notice" if result.status == common_pb2.SECTION_STATUS_DEGRADED else "notice missing"
-    status = _e(STATUS_LABELS.get(result.status, ""))
-    return f'<p class="{css}" data-status="{status}">{_e(sentence)}</p>'
+    return {
+        "css": "notice"
+        if result.status == common_pb2.SECTION_STATUS_DEGRADED
+        else "notice missing",
+        "status": STATUS_LABELS.get(result.status, ""),
+        "sentence": sentence,
+    }
 
 
-def _open_section(ident: str, heading: str) -> str:
-    return (
-        f'<section id="{ident}" aria-labelledby="{ident}-title">'
-        f'<h2 id="{ident}-title">{_e(heading)}</h2>'
-    )
+# -- forecast --------------------------------------------------------------------------
 
 
-def _forecast_section(section: twin_pb2.ForecastSection, data: twin_pb2.PatientData) -> str:
-    parts = [
-        _open_section("forecast", "Symptom forecast"),
-        _notice(twin_pb2.SECTION_FORECAST, section.result),
-    ]
-    if section.result.status not in _SHOWN_STATUSES:
-        return "".join(parts) + "</section>"
-    forecasts = [f for f in section.forecast.forecasts if f.points]
-    if not forecasts:
-        parts.append("<p>No forecast was produced for this run (no usable symptom history).</p>")
-        return "".join(parts) + "</section>"
+def _forecast_section(
+    section: twin_pb2.ForecastSection, data: twin_pb2.PatientData
+) -> dict[str, Any]:
+    shown = section.result.status in _SHOWN_STATUSES
     coverage = section.forecast.validation_interval_coverage
-    for forecast in forecasts:
+    instruments = []
+    for forecast in section.forecast.forecasts if shown else ():
+        if not forecast.points:
+            continue
         label = instrument_label(forecast.instrument)
-        parts.append(f"<h3>{_e(label)}</h3>")
-        parts.append(_trend_sentence(forecast))
-        parts.append(_risk_periods(forecast.risk_periods))
-        parts.append(
-            _figure(
-                f"forecast-{label.lower()}",
-                partial(forecast_fan_chart, forecast, data.symptoms, validation_coverage=coverage),
-                _fan_caption(label, forecast),
-            )
+        instruments.append(
+            {
+                "label": label,
+                "observed_days": forecast.observed_days,
+                "trend": _trend(forecast) if forecast.HasField("trend") else None,
+                "risk_periods": [
+                    {
+                        "start": _day(p.start_date),
+                        "end": _day(p.end_date),
+                        "label": p.threshold_label,
+                        "peak": wording.percent(p.peak_probability),
+                        "peak_day": _day(p.peak_date),
+                    }
+                    for p in forecast.risk_periods
+                ],
+                "figure": _figure(
+                    f"forecast-{label.lower()}",
+                    partial(
+                        forecast_fan_chart, forecast, data.symptoms, validation_coverage=coverage
+                    ),
+                    _fan_caption(label, forecast),
+                ),
+                "drivers": [
+                    {
+                        # Servers older than the label field send only the raw name.
+                        "label": fi.label or fi.feature,
+                        "feature": fi.feature,
+                        "share": f"{fi.importance:.0%}",
+                        "source": _IMPORTANCE_LABELS.get(fi.source, ""),
+                    }
+                    for fi in forecast.feature_importance[:5]
+                ],
+            }
         )
-        if forecast.feature_importance:
-            drivers = ", ".join(
-                f"{fi.feature} ({fi.importance:.0%}"
-                + (f", {_IMPORTANCE_LABELS.get(fi.source, '')})" if fi.source else ")")
-                for fi in forecast.feature_importance[:5]
-            )
-            parts.append(f'<p class="small">Forecast drivers: {_e(drivers)}.</p>')
-    return "".join(parts) + "</section>"
+    return {
+        "notice": _notice(twin_pb2.SECTION_FORECAST, section.result),
+        "shown": shown,
+        "instruments": instruments,
+    }
 
 
 def _fan_caption(label: str, forecast: forecasting_pb2.InstrumentForecast) -> str:
@@ -602,261 +485,221 @@ def _fan_caption(label: str, forecast: forecasting_pb2.InstrumentForecast) -> st
     return f"{label}: " + ", ".join(drawn) + "."
 
 
-def _trend_sentence(forecast: forecasting_pb2.InstrumentForecast) -> str:
-    if not forecast.HasField("trend"):
-        return ""
+def _trend(forecast: forecasting_pb2.InstrumentForecast) -> dict[str, str]:
     trend = forecast.trend
-    direction = TREND_LABELS.get(trend.direction, "not assessed")
-    significance = "significant" if trend.significant else "not significant"
-    return (
-        f"<p>Trend: <strong>{_e(direction)}</strong>, {trend.slope_per_week:+.1f} points per week "
-        f"(p = {trend.p_value:.3g}, {significance}); based on {forecast.observed_days} observed "
-        "days.</p>"
-    )
+    return {
+        "words": trend_words(trend),
+        "slope": f"{trend.slope_per_week:+.1f}",
+        "p_value": f"{trend.p_value:.3g}",
+        "significance": "significant" if trend.significant else "not significant",
+    }
 
 
-def _risk_periods(periods: Sequence[forecasting_pb2.RiskPeriod]) -> str:
-    if not periods:
-        return "<p>No risk period: no run of days where a clinical threshold is likely crossed.</p>"
-    items = "".join(
-        f"<li><strong>{_e(_day(p.start_date))} – {_e(_day(p.end_date))}</strong>: "
-        f"{_e(p.threshold_label)}, peak probability {p.peak_probability:.0%} on "
-        f"{_e(_day(p.peak_date))}.</li>"
-        for p in periods
-    )
-    return f'<p>Risk periods:</p><ul class="tight">{items}</ul>'
+# -- biometrics ------------------------------------------------------------------------
 
 
-def _biometric_section(section: twin_pb2.BiometricSection, data: twin_pb2.PatientData) -> str:
-    parts = [
-        _open_section("biometric", "Biometrics"),
-        _notice(twin_pb2.SECTION_BIOMETRIC, section.result),
-    ]
-    if section.result.status not in _SHOWN_STATUSES:
-        return "".join(parts) + "</section>"
-    has_correlations = section.HasField("correlations")
-    if has_correlations:
-        parts.append(_early_warning(section.correlations.early_warning))
-    parts.append("<h3>Biometric–symptom correlations</h3>")
-    parts.append(
-        _correlations(section.correlations) if has_correlations else _missing("correlations")
-    )
-    parts.append("<h3>Anomalies and data gaps</h3>")
-    parts.append(
-        _anomalies(section.anomalies, data)
-        if section.HasField("anomalies")
-        else _missing("anomalies")
-    )
-    parts.append("<h3>Monitoring plan</h3>")
-    parts.append(
-        _monitoring_plan(section.monitoring_plan)
-        if section.HasField("monitoring_plan")
-        else _missing("monitoring plan")
-    )
-    return "".join(parts) + "</section>"
+def _biometric_section(
+    section: twin_pb2.BiometricSection, data: twin_pb2.PatientData
+) -> dict[str, Any]:
+    shown = section.result.status in _SHOWN_STATUSES
+    view: dict[str, Any] = {
+        "notice": _notice(twin_pb2.SECTION_BIOMETRIC, section.result),
+        "shown": shown,
+        "warning": None,
+        "correlations": None,
+        "anomalies": None,
+        "plan": None,
+    }
+    if not shown:
+        return view
+    if section.HasField("correlations"):
+        view["warning"] = _early_warning(section.correlations.early_warning)
+        view["correlations"] = _correlations(section.correlations)
+    if section.HasField("anomalies"):
+        view["anomalies"] = _anomalies(section.anomalies, data)
+    if section.HasField("monitoring_plan"):
+        view["plan"] = _monitoring_plan(section.monitoring_plan)
+    return view
 
 
-def _missing(what: str) -> str:
-    return f'<p class="notice missing">No {_e(what)} were returned for this run.</p>'
-
-
-def _early_warning(warning: biometric_pb2.EarlyWarning) -> str:
+def _early_warning(warning: biometric_pb2.EarlyWarning) -> dict[str, Any]:
     if warning.insufficient_data:
-        why = f" {warning.detail}" if warning.detail else ""
-        return f"<p>Early warning: not scored — too little recent biometric data.{_e(why)}</p>"
+        return {"insufficient": True, "detail": warning.detail}
     level = warning.level
-    text = (
-        f'<p>Early warning: <span class="risk {_risk_class(level)}">'
-        f"{_e(RISK_LABELS.get(level, 'Not assessed'))}</span> — "
-        f"{warning.probability:.0%} probability of deterioration within 7 days"
-    )
-    if warning.expected_lead_days:
-        text += f", expected in about {warning.expected_lead_days} days"
-    text += ".</p>"
-    if warning.detail:
-        text += f"<p>{_e(warning.detail)}.</p>"
-    if warning.out_of_distribution:
-        text += (
-            '<p class="notice">Read with caution: this patient\'s wearable data are unlike the '
-            f"data the model was trained on ({_e(warning.out_of_distribution_reason)}).</p>"
-        )
-    if warning.drivers:
-        drivers = "".join(
-            f"<li>{_e(d.description or metric_label(d.metric))} ({_e(_day(d.date))}, "
-            f"weight {d.weight:.0%})</li>"
+    # The lead is how early this patient's biometrics move, not a date of deterioration:
+    # beside a low warning it would read as a forecast that contradicts it.
+    lead = ""
+    if warning.expected_lead_days and level >= common_pb2.RISK_LEVEL_ELEVATED:
+        lead = f"about {wording.plural(warning.expected_lead_days, 'day')}"
+    return {
+        "insufficient": False,
+        "css": _risk_class(level),
+        "label": RISK_LABELS.get(level, "Not assessed"),
+        "probability": wording.percent(warning.probability),
+        "lead": lead,
+        "detail": warning.detail,
+        "out_of_distribution": warning.out_of_distribution,
+        "out_of_distribution_reason": warning.out_of_distribution_reason,
+        "drivers": [
+            {
+                "description": d.description or metric_label(d.metric),
+                "day": _day(d.date),
+                "weight": f"{d.weight:.0%}",
+            }
             for d in warning.drivers
-        )
-        text += f'<ul class="tight">{drivers}</ul>'
-    return text
+        ],
+    }
 
 
-def _correlations(correlations: biometric_pb2.AnalyzeCorrelationsResponse) -> str:
-    reliability = _RELIABILITY_LABELS.get(correlations.reliability, "not assessed")
+def _correlations(correlations: biometric_pb2.AnalyzeCorrelationsResponse) -> dict[str, Any]:
     coverage = correlations.coverage
-    intro = f"<p>Reliability of this analysis: {_e(reliability)}"
-    if coverage.window_days:
-        intro += f" ({coverage.indicator_days} of {coverage.window_days} days have a symptom score)"
-    intro += ".</p>"
-    if not correlations.correlations:
-        return intro + "<p>No correlations were reported: too little paired data.</p>"
-    parts = [
-        intro,
-        _figure(
+    significant = sum(1 for c in correlations.correlations if c.significant)
+    return {
+        "reliability": _RELIABILITY_LABELS.get(correlations.reliability, "not assessed"),
+        "window_days": coverage.window_days,
+        "indicator_days": coverage.indicator_days,
+        "any": bool(correlations.correlations),
+        "not_significant": len(correlations.correlations) - significant,
+        "figure": _figure(
             "correlations",
             lambda: correlation_chart(correlations.correlations, correlations.key_indicators),
             "Left: strongest lagged Pearson r per biometric and symptom (* = significant after "
             "false-discovery-rate correction). Right: r at each lead for the key indicators.",
-        ),
-    ]
-    if correlations.key_indicators:
-        items = "".join(
-            f"<li><strong>{_e(metric_label(k.metric))} → {_e(instrument_label(k.indicator))}"
-            f"</strong>: {_e(k.reading)} (lead {k.lead_days} days, |r| {k.strength:.2f})</li>"
+        )
+        if correlations.correlations
+        else None,
+        "key_indicators": [
+            {
+                "metric": metric_label(k.metric),
+                "indicator": instrument_label(k.indicator),
+                "reading": k.reading,
+                "lead": wording.plural(k.lead_days, "day"),
+                "strength": f"{k.strength:.2f}",
+            }
             for k in sorted(correlations.key_indicators, key=lambda k: k.rank)
-        )
-        parts.append(f'<p>Key indicators, strongest first:</p><ol class="tight">{items}</ol>')
-    else:
-        parts.append("<p>No biometric significantly leads a symptom score.</p>")
-    return "".join(parts)
+        ],
+    }
 
 
-def _anomalies(anomalies: biometric_pb2.DetectAnomaliesResponse, data: twin_pb2.PatientData) -> str:
-    if anomalies.insufficient_data:
-        return (
-            "<p>Too few days of biometric data to form a personal baseline; "
-            "no anomalies were assessed.</p>"
+def _anomalies(
+    anomalies: biometric_pb2.DetectAnomaliesResponse, data: twin_pb2.PatientData
+) -> dict[str, Any]:
+    rows = []
+    for anomaly in anomalies.anomalies:
+        deviations = "; ".join(
+            f"{metric_label(d.metric)} {d.value:g} vs baseline {d.baseline_median:g} "
+            f"(z {d.robust_z:+.1f})"
+            for d in anomaly.deviations
         )
-    if not anomalies.anomalies and not anomalies.missing:
-        return "<p>No anomalous days and no data gaps in the analysed period.</p>"
-    parts = [
-        _figure(
+        rows.append(
+            {
+                "day": _day(anomaly.date),
+                "severity": SEVERITY_LABELS.get(anomaly.severity, "Unrated"),
+                "deviations": deviations or "Several metrics together (multivariate)",
+                "detector": _DETECTOR_LABELS.get(anomaly.method, "—"),
+            }
+        )
+    drawable = bool(anomalies.anomalies or anomalies.missing) and not anomalies.insufficient_data
+    return {
+        "insufficient": anomalies.insufficient_data,
+        "rows": rows,
+        "gaps": [
+            {
+                "metric": metric_label(m.metric),
+                "days": wording.plural(m.days, "day"),
+                "start": _day(m.start_date),
+                "end": _day(m.end_date),
+            }
+            for m in anomalies.missing
+        ],
+        "figure": _figure(
             "anomalies",
             lambda: anomaly_timeline(anomalies, data.biometrics),
             "Anomalous days by metric, coloured and shaped by severity; thin bars mark days "
             "with data, hatched blocks mark missing data.",
         )
-    ]
-    if anomalies.anomalies:
-        rows = []
-        for anomaly in anomalies.anomalies:
-            deviations = "; ".join(
-                f"{metric_label(d.metric)} {d.value:g} vs baseline {d.baseline_median:g} "
-                f"(z {d.robust_z:+.1f})"
-                for d in anomaly.deviations
-            )
-            rows.append(
-                f"<tr><td>{_e(_day(anomaly.date))}</td>"
-                f"<td>{_e(SEVERITY_LABELS.get(anomaly.severity, 'Unrated'))}</td>"
-                f"<td>{_e(deviations or 'Several metrics together (multivariate)')}</td>"
-                f"<td>{_e(_DETECTOR_LABELS.get(anomaly.method, '—'))}</td></tr>"
-            )
-        parts.append(
-            _table(
-                "Anomalous days, oldest first.",
-                ["Date", "Severity", "What departed from baseline", "Detector"],
-                rows,
-                table_id="anomalies-table",
-            )
-        )
-    if anomalies.missing:
-        gaps = "".join(
-            f"<li>{_e(metric_label(m.metric))}: no data for {m.days} days, "
-            f"{_e(_day(m.start_date))} – {_e(_day(m.end_date))}</li>"
-            for m in anomalies.missing
-        )
-        parts.append(f'<p>Data gaps (not counted as anomalies):</p><ul class="tight">{gaps}</ul>')
-    return "".join(parts)
+        if drawable
+        else None,
+    }
 
 
-def _monitoring_plan(plan: biometric_pb2.RecommendMonitoringPlanResponse) -> str:
-    parts = [f"<p>{_e(plan.summary)}</p>"] if plan.summary else []
-    if not plan.metrics:
-        parts.append("<p>No metrics were proposed for monitoring.</p>")
-        return "".join(parts)
-    rows = [
-        f'<tr><td class="num">{m.priority}</td><th scope="row">{_e(metric_label(m.metric))}</th>'
-        f"<td>{_e(_FREQUENCY_LABELS.get(m.frequency, 'Not stated'))}</td>"
-        f'<td class="num">{f"{m.alert_below:g}" if m.HasField("alert_below") else "—"}</td>'
-        f'<td class="num">{f"{m.alert_above:g}" if m.HasField("alert_above") else "—"}</td>'
-        f"<td>{_e(m.reason)}</td></tr>"
-        for m in sorted(plan.metrics, key=lambda m: m.priority)
-    ]
-    parts.append(
-        _table(
-            "Metrics to watch, most important first; alert thresholds are the patient's own.",
-            ["#", "Metric", "Review", "Alert below", "Alert above", "Why"],
-            rows,
-            table_id="monitoring-plan",
-            numeric=(0, 3, 4),
-        )
-    )
-    return "".join(parts)
+def _monitoring_plan(plan: biometric_pb2.RecommendMonitoringPlanResponse) -> dict[str, Any]:
+    return {
+        "summary": plan.summary,
+        "rows": [
+            {
+                "priority": m.priority,
+                "metric": metric_label(m.metric),
+                "frequency": _FREQUENCY_LABELS.get(m.frequency, "Not stated"),
+                "alert_below": f"{m.alert_below:g}" if m.HasField("alert_below") else "—",
+                "alert_above": f"{m.alert_above:g}" if m.HasField("alert_above") else "—",
+                "reason": m.reason,
+            }
+            for m in sorted(plan.metrics, key=lambda m: m.priority)
+        ],
+    }
 
 
-def _pharmacogenomics_section(section: twin_pb2.PharmacogenomicsSection) -> str:
-    parts = [
-        _open_section("pharmacogenomics", "Pharmacogenomics"),
-        _notice(twin_pb2.SECTION_PHARMACOGENOMICS, section.result),
-    ]
-    if section.result.status not in _SHOWN_STATUSES:
-        return "".join(parts) + "</section>"
+# -- pharmacogenomics ------------------------------------------------------------------
+
+
+def _pharmacogenomics_section(section: twin_pb2.PharmacogenomicsSection) -> dict[str, Any]:
+    shown = section.result.status in _SHOWN_STATUSES
     interactions = section.interactions
-    if interactions.phenotypes:
-        parts.append("<h3>Gene phenotypes</h3>")
-        parts.append(_phenotype_table(interactions.phenotypes))
-    for conversion in interactions.phenoconversions:
-        parts.append(
-            '<p class="notice">'
-            f"<strong>Phenoconversion:</strong> {_e(conversion.inhibitor)}, a "
-            f"{_e(_INHIBITOR_LABELS.get(conversion.strength, ''))}{_e(conversion.gene)} inhibitor, "
-            f"changes {_e(conversion.gene)} from "
-            f"{_e(PHENOTYPE_LABELS.get(conversion.from_phenotype, 'Not assessed').lower())} to "
-            f"{_e(PHENOTYPE_LABELS.get(conversion.to_phenotype, 'Not assessed').lower())}. "
-            f"{_e(conversion.what_would_change)}"
-            + (f" ({_evidence_line(conversion.evidence)})" if conversion.evidence.source else "")
-            + "</p>"
-        )
-    parts.append("<h3>Medication guidance</h3>")
-    parts.append(_guidance_table(section))
-    if interactions.unsupported_medications:
-        names = ", ".join(interactions.unsupported_medications)
-        parts.append(f"<p>No pharmacogenomic guidance is available for: {_e(names)}.</p>")
-    return "".join(parts) + "</section>"
-
-
-def _phenotype_table(phenotypes: Sequence[pgx_pb2.GenePhenotype]) -> str:
-    rows = []
-    for p in phenotypes:
-        score = f"{p.activity_score:g}" if p.HasField("activity_score") else "—"
-        if (
-            p.HasField("effective_activity_score")
-            and p.effective_activity_score != p.activity_score
-        ):
-            score += f" → {p.effective_activity_score:g}"
-        rows.append(
-            f'<tr><th scope="row">{_e(p.gene)}</th><td>{_e(p.diplotype)}</td>'
-            f'<td class="num">{_e(score)}</td>'
-            f"<td>{_e(PHENOTYPE_LABELS.get(p.genotype_phenotype, 'Not assessed'))}</td>"
-            f"<td>{_e(PHENOTYPE_LABELS.get(p.effective_phenotype, 'Not assessed'))}</td>"
-            f"<td>{_e(p.explanation)}</td></tr>"
-        )
-    return _table(
-        "Phenotype from genotype, and after co-medication (effective).",
-        ["Gene", "Diplotype / result", "Activity score", "From genotype", "Effective", "How"],
-        rows,
-        table_id="gene-phenotypes",
-        numeric=(2,),
+    # One rule across the service's answers: a name neither guidance nor prediction
+    # knows is said once as "not recognised", not as a mere lack of guidance.
+    unpredicted = set(section.responses.unsupported_medications) | set(
+        section.side_effects.unsupported_medications
     )
+    without_guidance = list(interactions.unsupported_medications)
+    unrecognised = [m for m in without_guidance if m in unpredicted]
+    version = interactions.knowledge_base_version
+    return {
+        "notice": _notice(twin_pb2.SECTION_PHARMACOGENOMICS, section.result),
+        "shown": shown,
+        "phenotypes": [_phenotype_row(p) for p in interactions.phenotypes],
+        "conversions": [
+            {
+                "inhibitor": c.inhibitor,
+                "strength": _INHIBITOR_LABELS.get(c.strength, ""),
+                "gene": c.gene,
+                "from_phenotype": PHENOTYPE_LABELS.get(c.from_phenotype, "Not assessed").lower(),
+                "to_phenotype": PHENOTYPE_LABELS.get(c.to_phenotype, "Not assessed").lower(),
+                "what_would_change": c.what_would_change,
+                "evidence": c.evidence if c.evidence.source else None,
+            }
+            for c in interactions.phenoconversions
+        ],
+        "guidance": _guidance_rows(section) if shown else [],
+        "guidance_caption": "Guidance per medication and gene, most restrictive first"
+        + (f" (knowledge base {version})." if version else "."),
+        "unrecognised": unrecognised,
+        "without_guidance": [m for m in without_guidance if m not in unrecognised],
+    }
+
+
+def _phenotype_row(p: pgx_pb2.GenePhenotype) -> dict[str, str]:
+    score = f"{p.activity_score:g}" if p.HasField("activity_score") else "—"
+    if p.HasField("effective_activity_score") and p.effective_activity_score != p.activity_score:
+        score += f" → {p.effective_activity_score:g}"
+    return {
+        "gene": p.gene,
+        "diplotype": p.diplotype,
+        "score": score,
+        "from_genotype": PHENOTYPE_LABELS.get(p.genotype_phenotype, "Not assessed"),
+        "effective": PHENOTYPE_LABELS.get(p.effective_phenotype, "Not assessed"),
+        "explanation": p.explanation,
+    }
 
 
 def _phenotype_cell(
     interaction: pgx_pb2.GeneDrugInteraction,
     phenotypes: Sequence[pgx_pb2.GenePhenotype],
     conversions: Sequence[pgx_pb2.Phenoconversion],
-) -> str:
+) -> dict[str, Any]:
     effective = PHENOTYPE_LABELS.get(interaction.phenotype, "Not assessed")
     if not interaction.phenoconverted:
-        return _e(effective)
+        return {"phenotype": effective, "phenoconverted": False, "inhibitors": ""}
     genes = set(interaction.gene.split("+"))
     from_genotype = next(
         (
@@ -866,13 +709,29 @@ def _phenotype_cell(
         ),
         None,
     )
-    inhibitors = sorted({c.inhibitor for c in conversions if c.gene in genes})
-    cause = f" by {', '.join(inhibitors)}" if inhibitors else ""
-    shown = f"{from_genotype} (genotype) → {effective}" if from_genotype else effective
-    return f'{_e(shown)} <span class="badge">phenoconverted{_e(cause)}</span>'
+    return {
+        "phenotype": f"{from_genotype} (genotype) → {effective}" if from_genotype else effective,
+        "phenoconverted": True,
+        "inhibitors": ", ".join(sorted({c.inhibitor for c in conversions if c.gene in genes})),
+    }
 
 
-def _guidance_table(section: twin_pb2.PharmacogenomicsSection) -> str:
+def _probability(value: float | None) -> str:
+    return "—" if value is None else wording.percent(value)
+
+
+def _sentence(text: str) -> str:
+    stripped = text.strip()
+    return stripped if stripped.endswith((".", "!", "?")) else f"{stripped}."
+
+
+def _details(pairs: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The full-width row under a medication: the source's wording and the rationales,
+    which would make the columns unreadably narrow."""
+    return [(label, _sentence(text)) for label, text in pairs if text]
+
+
+def _guidance_rows(section: twin_pb2.PharmacogenomicsSection) -> list[dict[str, Any]]:
     interactions = section.interactions
     response_of = {p.medication: p for p in section.responses.predictions}
     side_effect_of = {p.medication: p for p in section.side_effects.predictions}
@@ -891,196 +750,116 @@ def _guidance_table(section: twin_pb2.PharmacogenomicsSection) -> str:
             (response and response.guidance_overrides_prediction)
             or (side_effect and side_effect.guidance_overrides_prediction)
         )
-        details = [
-            ("Guidance as the source words it", interaction.recommendation),
-            ("Why", interaction.rationale),
-            ("What would change it", interaction.what_would_change),
-            ("Response prediction", response.rationale if response else ""),
-            ("Side-effect prediction", side_effect.rationale if side_effect else ""),
-        ]
         rows.append(
-            _guidance_rows(
-                interaction.medication,
-                overridden,
-                interaction.is_current,
-                [
-                    _e(interaction.gene),
-                    _phenotype_cell(
-                        interaction, interactions.phenotypes, interactions.phenoconversions
-                    ),
-                    f"<strong>{_e(ACTION_LABELS.get(interaction.action, 'Not stated'))}</strong>",
-                    _e(STRENGTH_LABELS.get(interaction.strength, "Not graded")),
-                    _e(interaction.dose_adjustment or "—"),
-                    _e(", ".join(interaction.alternatives) or "—"),
-                    _evidence_line(interaction.evidence) if interaction.evidence.source else "—",
-                    _probability(response.response_probability if response else None, overridden),
-                    _probability(
-                        side_effect.side_effect_probability if side_effect else None, overridden
-                    ),
-                ],
-                details,
-            )
+            {
+                "medication": interaction.medication,
+                "status": "current" if interaction.is_current else "candidate",
+                "overridden": overridden,
+                "gene": interaction.gene,
+                **_phenotype_cell(
+                    interaction, interactions.phenotypes, interactions.phenoconversions
+                ),
+                "action": ACTION_LABELS.get(interaction.action, "Not stated"),
+                "action_strong": True,
+                "strength": STRENGTH_LABELS.get(interaction.strength, "Not graded"),
+                "dose_adjustment": interaction.dose_adjustment or "—",
+                "alternatives": ", ".join(interaction.alternatives) or "—",
+                "evidence": interaction.evidence if interaction.evidence.source else None,
+                "response": _probability(response.response_probability if response else None),
+                "side_effect": _probability(
+                    side_effect.side_effect_probability if side_effect else None
+                ),
+                "details": _details(
+                    [
+                        ("Guidance as the source words it", interaction.recommendation),
+                        ("Why", interaction.rationale),
+                        ("What would change it", interaction.what_would_change),
+                        ("Response prediction", response.rationale if response else ""),
+                        ("Side-effect prediction", side_effect.rationale if side_effect else ""),
+                    ]
+                ),
+            }
         )
     covered = {i.medication for i in interactions.interactions}
     for medication in sorted((set(response_of) | set(side_effect_of)) - covered):
         response = response_of.get(medication)
         side_effect = side_effect_of.get(medication)
         rows.append(
-            _guidance_rows(
-                medication,
-                False,
-                False,
-                [
-                    "—",
-                    "—",
-                    "No pharmacogenomic guidance",
-                    "—",
-                    "—",
-                    "—",
-                    "—",
-                    _probability(response.response_probability if response else None, False),
-                    _probability(
-                        side_effect.side_effect_probability if side_effect else None, False
-                    ),
-                ],
-                [
-                    ("Response prediction", response.rationale if response else ""),
-                    ("Side-effect prediction", side_effect.rationale if side_effect else ""),
-                ],
-            )
+            {
+                "medication": medication,
+                "status": "candidate",
+                "overridden": False,
+                "gene": "—",
+                "phenotype": "—",
+                "phenoconverted": False,
+                "inhibitors": "",
+                "action": "No pharmacogenomic guidance",
+                "action_strong": False,
+                "strength": "—",
+                "dose_adjustment": "—",
+                "alternatives": "—",
+                "evidence": None,
+                "response": _probability(response.response_probability if response else None),
+                "side_effect": _probability(
+                    side_effect.side_effect_probability if side_effect else None
+                ),
+                "details": _details(
+                    [
+                        ("Response prediction", response.rationale if response else ""),
+                        ("Side-effect prediction", side_effect.rationale if side_effect else ""),
+                    ]
+                ),
+            }
         )
-    if not rows:
-        return "<p>No current or candidate medication has pharmacogenomic guidance.</p>"
-    version = interactions.knowledge_base_version
-    caption = "Guidance per medication and gene, most restrictive first"
-    caption += f" (knowledge base {version})." if version else "."
-    return _table(
-        caption,
-        _GUIDANCE_HEADERS,
-        rows,
-        table_id="medication-guidance",
-        numeric=(8, 9),
-        widths=(12, 8, 12, 8, 8, 12, 10, 12, 9, 9),
-    )
+    return rows
 
 
-_GUIDANCE_HEADERS = (
-    "Medication",
-    "Gene",
-    "Phenotype",
-    "Action",
-    "Strength",
-    "Dose adjustment",
-    "Alternatives",
-    "Evidence",
-    "Response probability",
-    "Side-effect probability",
-)
+# -- progress and footer ---------------------------------------------------------------
 
 
-def _guidance_rows(
-    medication: str,
-    overridden: bool,
-    is_current: bool,
-    cells: Sequence[str],
-    details: Sequence[tuple[str, str]],
-) -> str:
-    """One medication's row, then a full-width row with the source's wording and
-    the rationales, which would make the columns unreadably narrow."""
-    status = "current" if is_current else "candidate"
-    flag = f'<br><span class="badge flag">⚠ {_e(OVERRIDE_FLAG)}</span>' if overridden else ""
-    override = " override" if overridden else ""
-    shown = [(label, text) for label, text in details if text]
-    span = ' rowspan="2"' if shown else ""
-    body = "".join(f"<td{_NUM if i >= 7 else ''}>{c}</td>" for i, c in enumerate(cells))
-    first = (
-        f'<tr class="guidance{override}" data-medication="{_e(medication)}">'
-        f'<th scope="row"{span}>{_e(medication)}'
-        f'<br><span class="small">{status}</span>{flag}</th>{body}</tr>'
-    )
-    if not shown:
-        return first
-    text = " ".join(
-        f"<strong>{_e(label)}:</strong> {_e(_sentence(value))}" for label, value in shown
-    )
-    return (
-        first + f'<tr class="detail{override}" data-medication="{_e(medication)}">'
-        f'<td colspan="{len(cells)}">{text}</td></tr>'
-    )
-
-
-def _sentence(text: str) -> str:
-    stripped = text.strip()
-    return stripped if stripped.endswith((".", "!", "?")) else f"{stripped}."
-
-
-def _probability(value: float | None, overridden: bool) -> str:
-    if value is None:
-        return "—"
-    text = f"{value:.0%}"
-    return f'{text}<br><span class="small">overridden</span>' if overridden else text
-
-
-def _progress_section(progress: twin_pb2.GetPatientProgressResponse) -> str:
-    parts = [_open_section("progress", "Progress")]
-    if not progress.timeline:
-        parts.append("<p>No earlier snapshots are stored for this patient.</p>")
-        return "".join(parts) + "</section>"
-    parts.append(
-        _figure(
+def _progress_section(progress: twin_pb2.GetPatientProgressResponse) -> dict[str, Any]:
+    when_of = {p.snapshot_id: p.generated_at for p in progress.timeline}
+    return {
+        "any": bool(progress.timeline),
+        "figure": _figure(
             "progress-risk",
             lambda: risk_timeline(progress.timeline),
             f"Overall risk at each of the {len(progress.timeline)} stored snapshots.",
         )
-    )
-    if progress.symptom_trends:
-        items = "".join(
-            f"<li>{_e(instrument_label(t.instrument))}: "
-            f"{_e(TREND_LABELS.get(t.direction, 'not assessed'))} "
-            f"(change {t.change:+g} points from first to last snapshot, "
-            f"{t.slope_per_week:+.1f} per week)</li>"
+        if progress.timeline
+        else None,
+        "trends": [
+            {
+                "instrument": instrument_label(t.instrument),
+                "direction": TREND_LABELS.get(t.direction, "not assessed"),
+                "change": f"{t.change:+g}",
+                "slope": f"{t.slope_per_week:+.1f}",
+            }
             for t in progress.symptom_trends
-        )
-        parts.append(f'<p>Symptom trends over the timeline:</p><ul class="tight">{items}</ul>')
-    when_of = {p.snapshot_id: p.generated_at for p in progress.timeline}
-    if progress.forecast_accuracy:
-        rows = [
-            f'<tr><td class="mono">{_e(a.snapshot_id)}</td>'
-            f"<td>{_e(_day(when_of[a.snapshot_id])) if a.snapshot_id in when_of else '—'}</td>"
-            f"<td>{_e(instrument_label(a.instrument))}</td>"
-            f'<td class="num">{a.days_compared}</td><td class="num">{a.mae:.2f}</td>'
-            f'<td class="num">{a.interval_coverage:.0%}</td></tr>'
+        ],
+        "accuracy": [
+            {
+                "snapshot_id": a.snapshot_id,
+                "made": _day(when_of[a.snapshot_id]) if a.snapshot_id in when_of else "—",
+                "instrument": instrument_label(a.instrument),
+                "days": a.days_compared,
+                "mae": f"{a.mae:.2f}",
+                "coverage": f"{a.interval_coverage:.0%}",
+            }
             for a in progress.forecast_accuracy
-        ]
-        parts.append(
-            _table(
-                "How past forecasts matched later observations.",
-                [
-                    "Snapshot",
-                    "Forecast made",
-                    "Instrument",
-                    "Days compared",
-                    "Mean abs. error",
-                    "Inside interval",
-                ],
-                rows,
-                table_id="forecast-accuracy",
-                numeric=(3, 4, 5),
-            )
-        )
-    else:
-        parts.append("<p>No earlier forecast can be compared with later observations yet.</p>")
-    if progress.medication_changes:
-        items = "".join(
-            f"<li>{_e(c.medication)} {_e(_MEDICATION_CHANGE_LABELS.get(c.change, 'changed'))} "
-            f"(seen {_e(_day(c.detected_at))})</li>"
+        ],
+        "medication_changes": [
+            {
+                "medication": c.medication,
+                "what": _MEDICATION_CHANGE_LABELS.get(c.change, "changed"),
+                "day": _day(c.detected_at),
+            }
             for c in progress.medication_changes
-        )
-        parts.append(f'<p>Medication changes between snapshots:</p><ul class="tight">{items}</ul>')
-    return "".join(parts) + "</section>"
+        ],
+    }
 
 
-def _footer(response: twin_pb2.GenerateInsightsResponse) -> str:
+def _provenance(response: twin_pb2.GenerateInsightsResponse) -> str:
     models: list[common_pb2.ModelInfo] = []
     if response.forecast.HasField("forecast"):
         models.extend(response.forecast.forecast.models)
@@ -1089,17 +868,7 @@ def _footer(response: twin_pb2.GenerateInsightsResponse) -> str:
     for prediction in (response.pharmacogenomics.responses, response.pharmacogenomics.side_effects):
         if prediction.HasField("model"):
             models.append(prediction.model)
-    provenance = "; ".join(
+    return "; ".join(
         f"{m.name} {m.version}" + (" (signature verified)" if m.signature_verified else "")
         for m in models
     )
-    lines = [
-        "This report supports clinical judgement and does not replace it. Forecasts and "
-        "predictions are estimates with the uncertainty shown; pharmacogenomic guidance "
-        "follows the cited source.",
-        f"Request id {response.request_id or '—'}"
-        + (f" · snapshot {response.snapshot_id}" if response.snapshot_id else ""),
-    ]
-    if provenance:
-        lines.append(f"Models: {provenance}.")
-    return "<footer>" + "".join(f"<p>{_e(line)}</p>" for line in lines) + "</footer>"

@@ -15,10 +15,14 @@ from typing import Final
 from worlds import (
     drift,
     heavy_tail,
+    no_prodrome,
+    noisy_wearables,
     reference,
     remission_floor,
+    shifted_wearables,
     step_change,
     treatment_response,
+    uncoupled_wearables,
     weekly_rhythm,
 )
 from worlds.base import CADENCES, Sampling, World, WorldData, WorldTruth
@@ -37,12 +41,37 @@ WORLDS: Final[Mapping[str, World]] = {
 }
 
 
+#: Worlds for the biometric early warning: wearables with the reference's symptom
+#: dynamics but other relapse warning signs, couplings and sensor noise. Kept apart
+#: from WORLDS, whose members differ in symptom dynamics (the forecaster's worlds).
+BIOMETRIC_WORLDS: Final[Mapping[str, World]] = {
+    w.name: w
+    for w in (
+        reference.WORLD,
+        no_prodrome.WORLD,
+        uncoupled_wearables.WORLD,
+        shifted_wearables.WORLD,
+        noisy_wearables.WORLD,
+    )
+}
+
+
 def get_world(name: str) -> World:
     """The world called ``name``; ValueError naming the known worlds otherwise."""
+    known = {**WORLDS, **BIOMETRIC_WORLDS}
     try:
-        return WORLDS[name]
+        return known[name]
     except KeyError:
-        raise ValueError(f"unknown world {name!r}; known: {', '.join(sorted(WORLDS))}") from None
+        raise ValueError(f"unknown world {name!r}; known: {', '.join(sorted(known))}") from None
 
 
-__all__ = ["CADENCES", "WORLDS", "Sampling", "World", "WorldData", "WorldTruth", "get_world"]
+__all__ = [
+    "BIOMETRIC_WORLDS",
+    "CADENCES",
+    "WORLDS",
+    "Sampling",
+    "World",
+    "WorldData",
+    "WorldTruth",
+    "get_world",
+]

@@ -13,7 +13,7 @@ PHQ-9 and GAD-7 on visit days only); the missing days of the cohort stay missing
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -40,6 +40,8 @@ class ReferenceWorld:
         "relapses with prodromes, coupled biometrics"
     )
     dynamics: str = "default"
+    #: Other CohortConfig fields of this variant, e.g. (("prodrome_fraction", 0.0),).
+    cohort_overrides: tuple[tuple[str, float], ...] = ()
 
     def generate(
         self, n_patients: int, seed: int, sampling: Sampling | None = None
@@ -52,7 +54,7 @@ class ReferenceWorld:
             dynamics=self.dynamics,
             missing_rate=CohortConfig().missing_rate if sampling is None else sampling.missing_rate,
         )
-        cohort = generate_cohort(config)
+        cohort = generate_cohort(replace(config, **dict(self.cohort_overrides)))
         ids = sorted(cohort.patients["patient_id"].astype(str))
         lengths = np.full(n_patients, n_days, dtype=np.int64)
         cadences = ["daily"] * n_patients

@@ -14,6 +14,7 @@ PHQ-9 and GAD-7 on visit days only); the missing days of the cohort stay missing
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -41,7 +42,7 @@ class ReferenceWorld:
     )
     dynamics: str = "default"
     #: Other CohortConfig fields of this variant, e.g. (("prodrome_fraction", 0.0),).
-    cohort_overrides: tuple[tuple[str, float], ...] = ()
+    cohort_overrides: tuple[tuple[str, Any], ...] = ()
 
     def generate(
         self, n_patients: int, seed: int, sampling: Sampling | None = None

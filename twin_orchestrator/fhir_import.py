@@ -36,6 +36,7 @@ from typing import Any
 from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
+from common import limits
 from common.clinical_scales import INSTRUMENT_LABELS, INSTRUMENT_RANGES
 from common.errors import FieldViolation, InvalidArgumentError
 from common.proto_convert import to_timestamp
@@ -44,6 +45,10 @@ from novamind.twin.v1 import twin_pb2
 from twin_orchestrator import fhir_codes as codes
 from twin_orchestrator.fhir_units import UnitError, to_mesh_unit
 
+#: A bundle may carry resources the mesh does not read besides the observations it
+#: does (limits.DEFAULT_MAX_HISTORY_POINTS), so the entry cap is a few times that.
+MAX_BUNDLE_ENTRIES = 5 * limits.DEFAULT_MAX_HISTORY_POINTS
+MAX_BUNDLE_BYTES = 256 * 2**20
 #: Resource types the import reads; any other is counted as not read.
 READ_TYPES = frozenset(
     {"Patient", "Observation", "MedicationStatement", "MedicationRequest", "Medication"}
@@ -244,6 +249,8 @@ class _Course:
 def read_fhir_bundle(path: Path) -> FhirPatient:
     """Read a FHIR R4 Bundle (JSON) from ``path`` and map it; see ``patient_from_fhir``."""
     try:
+        if path.stat().st_size > MAX_BUNDLE_BYTES:
+            raise FhirImportError(f"must be at most {MAX_BUNDLE_BYTES // 2**20} MiB")
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise FhirImportError(f"cannot be read ({type(exc).__name__})") from None
@@ -287,6 +294,8 @@ def _validated_entries(raw: dict[str, Any]) -> list[_Entry]:
     entries = raw.get("entry") or []
     if not isinstance(entries, list):
         raise FhirImportError("must be a list", path="entry")
+    if len(entries) > MAX_BUNDLE_ENTRIES:
+        raise FhirImportError(f"must hold at most {MAX_BUNDLE_ENTRIES:,} entries", path="entry")
     shell = {**raw, "entry": [_without_resource(e) for e in entries]}
     try:
         get_fhir_model_class("Bundle").model_validate(shell)
@@ -342,7 +351,10 @@ def _parse_time(entry: _Entry, path: str, value: Any) -> tuple[datetime, bool]:
     """A FHIR dateTime/instant as an aware UTC datetime, and whether it was a date only."""
     text = str(value)
     if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-        return datetime.combine(date.fromisoformat(text), datetime.min.time(), tzinfo=UTC), True
+        day = datetime.combine(date.fromisoformat(text), datetime.min.time(), tzinfo=UTC)
+        if day > datetime.now(UTC) + limits.FUTURE_TOLERANCE:
+            raise entry.error(path, "must not lie in the future")
+        return day, True
     if not re.fullmatch(r"\d{4}-\d{2}-\d{2}T.+", text):
         raise entry.error(path, "must be a full date or a date-time with a UTC offset")
     try:
@@ -351,7 +363,10 @@ def _parse_time(entry: _Entry, path: str, value: Any) -> tuple[datetime, bool]:
         raise entry.error(path, "is not a valid date-time") from None
     if moment.tzinfo is None:
         raise entry.error(path, "a date-time must carry a UTC offset")
-    return moment.astimezone(UTC), False
+    moment = moment.astimezone(UTC)
+    if moment > datetime.now(UTC) + limits.FUTURE_TOLERANCE:
+        raise entry.error(path, "must not lie in the future")
+    return moment, False
 
 
 def _codings(concept: Any) -> list[tuple[str, str, str]]:
@@ -455,6 +470,12 @@ class _Mapper:
         if not chosen:
             raise entry.error("identifier", "an identifier with a value (or an id) is required")
         self.patient_id = str(chosen)
+        if len(self.patient_id) > limits.MAX_PATIENT_ID_LENGTH or not self.patient_id.isprintable():
+            raise entry.error(
+                "identifier",
+                f"the patient id must be printable and at most {limits.MAX_PATIENT_ID_LENGTH}"
+                " characters",
+            )
         if entry.full_url:
             self.patient_refs.add(entry.full_url)
         if resource.get("id"):
@@ -528,6 +549,7 @@ class _Mapper:
         for key in ("effectiveDateTime", "effectiveInstant"):
             if key in resource:
                 moment, date_only = _parse_time(entry, key, resource[key])
+                self._not_too_early(entry, key, moment)
                 return moment, None, date_only
         if "effectivePeriod" in resource:
             period = resource["effectivePeriod"]
@@ -537,8 +559,16 @@ class _Mapper:
             end, _ = _parse_time(entry, "effectivePeriod.end", period["end"])
             if end <= start:
                 raise entry.error("effectivePeriod.end", "must be after start")
+            self._not_too_early(entry, "effectivePeriod.start", start)
             return start, end - start, False
         raise entry.error("effective[x]", "an effectiveDateTime or effectivePeriod is required")
+
+    def _not_too_early(self, entry: _Entry, path: str, moment: datetime) -> None:
+        if moment < limits.EARLIEST_OBSERVATION:
+            raise entry.error(
+                path,
+                f"must not be before {limits.EARLIEST_OBSERVATION:%Y-%m-%d} (the mesh's floor)",
+            )
 
     def _once(self, entry: _Entry, key: tuple[str, int, datetime], path: str, label: str) -> None:
         """The mesh keys observations by (what, when): a second one at that time is an error."""
@@ -763,6 +793,8 @@ class _Mapper:
             total += dose * frequency / (period * _PERIOD_DAYS[unit])
             if dose < 0:
                 raise entry.error(f"{path}.value", "must not be negative")
+        if total > limits.MAX_DOSE_MG:
+            raise entry.error(key, f"the daily dose must be at most {limits.MAX_DOSE_MG:,.0f} mg")
         return total
 
     def _medication_statement(self, entry: _Entry) -> None:

@@ -488,3 +488,43 @@ def test_free_text_gene_is_not_repeated_back():
     assert dict(result.report.not_used) == {
         "genotype of an unrecognized gene (not used by the mesh)": 1
     }
+
+
+@pytest.mark.parametrize(
+    ("when", "rule"),
+    [
+        ("2999-01-01T00:00:00Z", "effectiveDateTime: must not lie in the future"),
+        ("2999-01-01", "effectiveDateTime: must not lie in the future"),
+        ("1999-12-31T23:00:00Z", "effectiveDateTime: must not be before 2000-01-01"),
+    ],
+)
+def test_observation_times_outside_the_mesh_limits_name_the_entry(when, rule):
+    bundle = _bundle(_observation(LOINC, "44261-6", valueInteger=5, effectiveDateTime=when))
+    with pytest.raises(FhirImportError, match=r"Bundle.entry\[1\] \(urn:uuid:e0\) Observation\."):
+        patient_from_fhir(bundle)
+    with pytest.raises(FhirImportError, match=rule):
+        patient_from_fhir(bundle)
+
+
+def test_daily_dose_above_the_mesh_limit_is_refused():
+    dose = {"doseAndRate": [{"doseQuantity": {"value": 20, "system": UCUM, "code": "g"}}]}
+    bundle = _bundle(_statement({"text": "sertraline"}, dosage=[dose]))
+    with pytest.raises(FhirImportError, match="dosage: the daily dose must be at most 10,000 mg"):
+        patient_from_fhir(bundle)
+
+
+def test_patient_id_longer_than_the_limit_is_refused():
+    bundle = _bundle()
+    bundle["entry"][0]["resource"]["identifier"] = [{"value": "M" * 129}]
+    with pytest.raises(FhirImportError, match=r"Patient.identifier: the patient id must be") as e:
+        patient_from_fhir(bundle)
+    assert "M" * 20 not in str(e.value)
+
+
+def test_too_many_entries_is_refused_before_validation():
+    from twin_orchestrator.fhir_import import MAX_BUNDLE_ENTRIES
+
+    bundle = _bundle()
+    bundle["entry"] = bundle["entry"] * (MAX_BUNDLE_ENTRIES + 1)
+    with pytest.raises(FhirImportError, match="Bundle entry: must hold at most"):
+        patient_from_fhir(bundle)

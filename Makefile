@@ -12,7 +12,7 @@ CERT_STAMP := var/certs/ca.pem
 # checkov pins versions that clash with the runtime's, so it lives in its own venv.
 CHECKOV := .venv-checkov/bin/checkov
 
-.PHONY: all venv protos certs checkov report-deps postgres-deps report-check lint test test-unit test-integration demo train bench clean
+.PHONY: all venv protos certs checkov report-deps postgres-deps report-check lint test test-unit test-integration fuzz demo train bench clean
 
 all: venv protos certs
 
@@ -80,6 +80,11 @@ test-unit: venv protos certs postgres-deps
 
 test-integration: venv protos certs report-deps postgres-deps
 	$(PY) -m pytest -q -p no:cacheprovider tests/integration tests/e2e
+
+# The long fuzz run: every RPC of the four service processes, >= 20,000 cases, fixed seed;
+# rewrites docs/benchmarks/fuzz.md and fails on any UNKNOWN/INTERNAL, hang or crash.
+fuzz: venv protos certs
+	nice $(PY) -m tests.fuzz --cases 20000
 
 train: venv protos
 	$(PY) -m forecasting_svc.train

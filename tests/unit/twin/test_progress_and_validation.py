@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from common.errors import InvalidArgumentError
+from common.limits import MAX_MEDICATIONS, MAX_VARIANT_CALLS
 from common.proto_convert import to_timestamp
 from novamind.common.v1 import common_pb2
 from novamind.forecasting.v1 import forecasting_pb2
@@ -13,7 +14,7 @@ from novamind.twin.v1 import twin_pb2
 from tests.unit.twin import builders as b
 from twin_orchestrator.progress import build_progress
 from twin_orchestrator.store import Snapshot
-from twin_orchestrator.validation import validate_generate_insights
+from twin_orchestrator.validation import validate_generate_insights, validate_progress
 
 T0 = datetime(2026, 5, 1, tzinfo=UTC)
 
@@ -154,3 +155,55 @@ def test_size_limit_is_named():
         request.data.symptoms.append(_obs(day % 20, 5))
     with pytest.raises(InvalidArgumentError, match="at most 100 observations"):
         validate_generate_insights(request, now=T0 + timedelta(days=30), max_points=100)
+
+
+def _sample(moment_seconds: int, nanos: int = 0) -> common_pb2.BiometricSample:
+    sample = common_pb2.BiometricSample(metric=common_pb2.BIOMETRIC_METRIC_STEPS, value=100)
+    sample.measured_at.seconds = moment_seconds
+    sample.measured_at.nanos = nanos
+    return sample
+
+
+@pytest.mark.parametrize(
+    ("seconds", "nanos"),
+    [
+        (253_402_214_400, 0),  # 9999-12-31: was OverflowError in risk.py (INTERNAL)
+        (2**62, 0),
+        (946_684_799, 0),  # 1999-12-31T23:59:59, before the biometric service's floor
+        (int(T0.timestamp()), -1),  # a malformed Timestamp
+        (int(T0.timestamp()), 1_000_000_000),
+    ],
+)
+def test_absurd_biometric_dates_are_named(seconds, nanos):
+    request = _request()
+    request.data.biometrics.append(_sample(seconds, nanos))
+    assert _violations(request) == ["data.biometrics[0].measured_at"]
+
+
+def test_entry_counts_are_the_services_limits():
+    request = _request()
+    for i in range(MAX_VARIANT_CALLS):
+        request.data.genotype.variant_calls.add(rsid=f"rs{i + 1}", genotype="A/G")
+    validate_generate_insights(request, now=T0 + timedelta(days=30), max_points=100)
+    request.data.genotype.variant_calls.add(rsid="rs99999", genotype="A/G")
+    request.data.candidate_medications.extend(["sertraline"] * (MAX_MEDICATIONS + 1))
+    assert _violations(request) == ["data.genotype.variant_calls", "data.candidate_medications"]
+
+
+def test_patient_data_over_the_size_cap_is_refused_before_anything_else():
+    request = _request()
+    for i in range(32):  # within the count limit, but 32 x 200 kB of text
+        request.data.genotype.diplotypes.add(gene=f"G{i}", diplotype="*1" * 100_000)
+    with pytest.raises(InvalidArgumentError, match="data: must be at most 4 MiB"):
+        validate_generate_insights(request, now=T0 + timedelta(days=30), max_points=100)
+
+
+def test_progress_since_must_be_a_real_time():
+    now = T0 + timedelta(days=30)
+    request = twin_pb2.GetPatientProgressRequest(patient_id="MRN-123456")
+    request.since.seconds = 2**62  # was ValueError in ToDatetime (INTERNAL)
+    with pytest.raises(InvalidArgumentError) as err:
+        validate_progress(request, now=now)
+    assert [v.field for v in err.value.violations] == ["since"]
+    request.since.CopyFrom(to_timestamp(T0))
+    validate_progress(request, now=now)

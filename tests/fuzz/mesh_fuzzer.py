@@ -275,7 +275,13 @@ def running_mesh_processes(
             )
             process = start_service(module, env, work_dir / "logs" / f"{name}.log", REPO_ROOT)
             started.append(process)
-            wait_healthy(process.health_port, proto_service, process=process.process, timeout=180)
+            try:
+                wait_healthy(
+                    process.health_port, proto_service, process=process.process, timeout=180
+                )
+            except (RuntimeError, TimeoutError) as exc:
+                tail = process.log_path.read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"{module} did not start: {exc}\n{tail}") from None
         by_proto = {proto: ports[name] for _, name, proto in MESH_SERVICES}
         yield by_proto, started
     finally:

@@ -96,11 +96,16 @@ def _get_target(env: Mapping[str, str], name: str, default: str) -> str:
     return raw
 
 
-def _get_store_url(env: Mapping[str, str]) -> str:
-    raw = env.get("NOVAMIND_STORE_URL", "").strip()
+def check_store_url(raw: str, name: str = "NOVAMIND_STORE_URL") -> str:
+    """A PostgreSQL URL, or "" for SQLite; the error never echoes the URL (it may hold a secret)."""
+    raw = raw.strip()
     if raw and not raw.startswith(("postgresql://", "postgres://")):
-        raise SettingsError("NOVAMIND_STORE_URL: must be a postgresql:// URL (or unset for SQLite)")
+        raise SettingsError(f"{name}: must be a postgresql:// URL (or unset for SQLite)")
     return raw
+
+
+def _get_store_url(env: Mapping[str, str]) -> str:
+    return check_store_url(env.get("NOVAMIND_STORE_URL", ""))
 
 
 @dataclass(frozen=True)
@@ -165,6 +170,8 @@ class Settings:
     """NOVAMIND_STORE_PATH: SQLite file of the orchestrator's longitudinal store."""
     store_url: str = ""
     """NOVAMIND_STORE_URL: postgresql:// URL of a shared store; unset means SQLite."""
+    store_url_file: Path | None = None
+    """NOVAMIND_STORE_URL_FILE: file holding the postgresql:// URL (a mounted secret)."""
     store_password_file: Path | None = None
     """NOVAMIND_STORE_PASSWORD_FILE: file holding the PostgreSQL password (a mounted secret)."""
     store_pool_size: int = 10
@@ -235,6 +242,9 @@ class Settings:
             ),
             store_path=Path(env.get("NOVAMIND_STORE_PATH", "var/store/twin.sqlite")),
             store_url=_get_store_url(env),
+            store_url_file=(
+                Path(env["NOVAMIND_STORE_URL_FILE"]) if env.get("NOVAMIND_STORE_URL_FILE") else None
+            ),
             store_password_file=(
                 Path(env["NOVAMIND_STORE_PASSWORD_FILE"])
                 if env.get("NOVAMIND_STORE_PASSWORD_FILE")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from common.pseudonym import Pseudonymizer
 from common.server import ServiceDefinition
-from common.settings import Settings, SettingsError
+from common.settings import Settings, SettingsError, check_store_url
 from twin_orchestrator.downstream import MeshClients
 from twin_orchestrator.postgres_store import PostgresSnapshotStore
 from twin_orchestrator.prioritization import load_rules
@@ -14,19 +16,29 @@ from twin_orchestrator.sqlite_store import SqliteSnapshotStore
 from twin_orchestrator.store import SnapshotStore
 
 
+def _read_secret_file(path: Path, variable: str) -> str:
+    try:
+        return path.read_text().rstrip("\r\n")
+    except OSError as exc:
+        raise SettingsError(f"{variable}: must name a readable file") from exc
+
+
 def open_store(settings: Settings) -> SnapshotStore:
-    """PostgreSQL when NOVAMIND_STORE_URL is set, else the embedded SQLite file."""
+    """PostgreSQL when NOVAMIND_STORE_URL(_FILE) is set, else the embedded SQLite file."""
     key = settings.secret("store")
-    if not settings.store_url:
+    url = settings.store_url
+    if not url and settings.store_url_file is not None:
+        url = check_store_url(
+            _read_secret_file(settings.store_url_file, "NOVAMIND_STORE_URL_FILE"),
+            "NOVAMIND_STORE_URL_FILE",
+        )
+    if not url:
         return SqliteSnapshotStore(settings.store_path, key)
     password = None
     if settings.store_password_file is not None:
-        try:
-            password = settings.store_password_file.read_text().rstrip("\r\n")
-        except OSError as exc:
-            raise SettingsError("NOVAMIND_STORE_PASSWORD_FILE: must name a readable file") from exc
+        password = _read_secret_file(settings.store_password_file, "NOVAMIND_STORE_PASSWORD_FILE")
     return PostgresSnapshotStore.connect(
-        settings.store_url, key, password=password, pool_size=settings.store_pool_size
+        url, key, password=password, pool_size=settings.store_pool_size
     )
 
 

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from tests.k8s.chart import REPO, Manifests, load_values, render_templates
+from tests.k8s.chart import REPO, Manifests, deep_merge, load_values, render_templates
+from tests.k8s.test_scaling_rules import POSTGRES
 
 CHECKOV = REPO / ".venv-checkov" / "bin" / "checkov"
 README = REPO / "k8s" / "README.md"
@@ -38,6 +39,8 @@ def checkov_report(
         _write_render(root / name, manifests.templates)
     with_digest = {**load_values("default"), "image": {"digest": DIGEST}}
     _write_render(root / "digest", render_templates(with_digest))
+    # The scaled-out orchestrator (PostgreSQL store, several replicas) passes too.
+    _write_render(root / "postgres", render_templates(deep_merge(load_values("prod"), POSTGRES)))
     result = subprocess.run(
         [
             str(CHECKOV),
@@ -78,6 +81,7 @@ def test_checkov_scanned_every_workload(
     passed = checkov_report["results"]["passed_checks"]
     workloads = sum(len(m.of_kind("Deployment")) + len(m.of_kind("Pod")) for m in rendered.values())
     workloads += 5  # the digest render: four Deployments and the test pod
+    workloads += 5  # the PostgreSQL render, likewise
     # Core checks were evaluated (and passed) for every workload of every render.
     for check in ("CKV_K8S_22", "CKV_K8S_20", "CKV_K8S_37", "CKV_K8S_40", "CKV_K8S_38"):
         resources = {(p["file_path"], p["resource"]) for p in passed if p["check_id"] == check}

@@ -145,27 +145,32 @@ def test_postgresql_store_scales_the_orchestrator(postgres: Manifests) -> None:
         c for c in postgres.of_kind("PersistentVolumeClaim") if component_of(c) == "models"
     ]
     assert "NOVAMIND_STORE_PATH" not in env_of(container(orchestrator))
+    (pdb,) = [
+        p for p in postgres.of_kind("PodDisruptionBudget") if component_of(p) == "orchestrator"
+    ]
+    assert pdb["spec"]["maxUnavailable"] == 1
+    assert selector_matches(pdb["spec"]["selector"], pod_labels(orchestrator))
 
 
-def test_postgresql_url_and_password_come_from_the_secret(postgres: Manifests) -> None:
+def test_postgresql_url_and_password_are_files_from_the_secret(postgres: Manifests) -> None:
     orchestrator = postgres.deployments()["orchestrator"]
     cont = container(orchestrator)
-    env = _env_entries(orchestrator)
-    assert env["NOVAMIND_STORE_URL"]["valueFrom"]["secretKeyRef"] == {
-        "name": "novamind-store-db",
-        "key": "url",
-    }
-    password_file = env["NOVAMIND_STORE_PASSWORD_FILE"]["value"]
-    mount = mount_for(cont, password_file)
-    assert mount is not None and mount["readOnly"] is True
-    secret = volume(orchestrator, mount["name"])["secret"]
-    assert secret["secretName"] == "novamind-store-db"
-    assert secret["items"] == [{"key": "password", "path": password_file.rsplit("/", 1)[1]}]
+    env = env_of(cont)
+    assert "NOVAMIND_STORE_URL" not in env  # secrets as files, never environment values
+    for variable, key in (
+        ("NOVAMIND_STORE_URL_FILE", "url"),
+        ("NOVAMIND_STORE_PASSWORD_FILE", "password"),
+    ):
+        path = env[variable]
+        mount = mount_for(cont, path)
+        assert mount is not None and mount["readOnly"] is True, variable
+        secret = volume(orchestrator, mount["name"])["secret"]
+        assert secret["secretName"] == "novamind-store-db"
+        assert {"key": key, "path": path.rsplit("/", 1)[1]} in secret["items"]
     ca_mount = mount_for(cont, "/etc/novamind/store-tls/ca.crt")
     assert ca_mount is not None
     assert volume(orchestrator, ca_mount["name"])["secret"]["secretName"] == "novamind-store-db-ca"
-    # The URL is never a plain value in the manifest.
-    assert "value" not in env["NOVAMIND_STORE_URL"]
+    assert all("valueFrom" not in e for e in cont["env"])
 
 
 def test_postgresql_egress_admits_the_database_only(postgres: Manifests) -> None:
@@ -189,8 +194,7 @@ def test_postgresql_render_validates_strictly(postgres: Manifests, kube_version:
 
 def test_postgresql_orchestrator_env_is_accepted_by_the_settings(postgres: Manifests) -> None:
     env = env_of(container(postgres.deployments()["orchestrator"]))
-    env["NOVAMIND_STORE_URL"] = "postgresql://novamind@db.databases:5432/novamind"
     settings = Settings.from_env("orchestrator", env=env)
-    assert settings.store_url.startswith("postgresql://")
-    assert settings.store_pool_size == 10
+    assert str(settings.store_url_file) == "/etc/novamind/store/url"
     assert str(settings.store_password_file) == "/etc/novamind/store/password"
+    assert settings.store_pool_size == 10

@@ -179,6 +179,49 @@ def test_short_key_refused():
         SnapshotCipher(b"short")
 
 
+def test_bootstrap_picks_the_backend_from_the_settings(tmp_path, make_settings):
+    from common.settings import SettingsError
+    from twin_orchestrator.bootstrap import open_store
+
+    sqlite_store = open_store(make_settings("orchestrator"))
+    assert isinstance(sqlite_store, SqliteSnapshotStore)
+    sqlite_store.close_sync()
+    settings = make_settings(
+        "orchestrator",
+        store_url="postgresql://novamind@127.0.0.1:1/novamind",
+        store_password_file=tmp_path / "missing-password",
+    )
+    with pytest.raises(SettingsError, match="NOVAMIND_STORE_PASSWORD_FILE"):
+        open_store(settings)
+    url_file = tmp_path / "store-url"
+    url_file.write_text("mysql://novamind:s3cret@db/novamind\n")
+    with pytest.raises(SettingsError, match="NOVAMIND_STORE_URL_FILE") as caught:
+        open_store(make_settings("orchestrator", store_url_file=url_file))
+    assert "s3cret" not in str(caught.value)
+
+
+async def test_bootstrap_opens_postgresql_from_url_and_password_files(
+    make_settings, postgres_database
+):
+    from twin_orchestrator.bootstrap import open_store
+
+    url_file = postgres_database.password_file.with_name("store-url")
+    url_file.write_text(postgres_database.url + "\n")
+    settings = make_settings(
+        "orchestrator",
+        store_url_file=url_file,
+        store_password_file=postgres_database.password_file,
+        store_pool_size=2,
+    )
+    store = open_store(settings)
+    try:
+        assert isinstance(store, PostgresSnapshotStore)
+        await store.save(_psn(), T0, _data(), b.empty_response())
+        assert await store.count() == 1
+    finally:
+        await store.close()
+
+
 # --- SQLite only -----------------------------------------------------------------------
 
 

@@ -53,8 +53,9 @@ DEFAULT_BASELINE_WINDOW_DAYS: Final = 28
 BASELINE_WINDOW_RANGE: Final = (7, 180)
 
 _GRANULARITY_HOURS: Final = np.array([1.0 / 60.0, 1.0, 24.0])
-_ENUM_NAMES: Final = ", ".join(name.upper() for name in METRICS)
-_INSTRUMENT_NAMES: Final = ", ".join(name.upper() for name in INSTRUMENTS)
+# Spelled as the protobuf JSON mapping accepts them (BIOMETRIC_METRIC_STEPS, not STEPS).
+_ENUM_NAMES: Final = ", ".join(f"BIOMETRIC_METRIC_{name.upper()}" for name in METRICS)
+_INSTRUMENT_NAMES: Final = ", ".join(f"INSTRUMENT_{name.upper()}" for name in INSTRUMENTS)
 _RULE_TIME_SET: Final = "must be set to a UTC time on or after 2000-01-01"
 _RULE_FUTURE: Final = "must not be in the future"
 
@@ -111,7 +112,8 @@ def validate_biometrics(
         ~known_granularity,
         field_of,
         "granularity",
-        "must be MINUTE, HOUR, DAY or unspecified (treated as DAY)",
+        "must be SAMPLE_GRANULARITY_MINUTE, SAMPLE_GRANULARITY_HOUR, SAMPLE_GRANULARITY_DAY "
+        "or SAMPLE_GRANULARITY_UNSPECIFIED (treated as day)",
     )
     time_ok = _check_times(collector, samples.measured_at_ns, field_of, "measured_at")
     finite = np.isfinite(value)

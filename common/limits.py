@@ -47,6 +47,8 @@ MAX_MEDICATIONS: Final = 100
 MAX_TEXT: Final = 64
 MAX_DOSE_MG: Final = 10_000.0
 MAX_HORIZON_DAYS: Final = 90
+#: What a horizon of 0 (unset) means, on ForecastSymptoms and GenerateInsights alike.
+DEFAULT_HORIZON_DAYS: Final = 30
 MAX_PATIENT_ID_LENGTH: Final = 128
 
 # ----------------------------------------------------------------------------- sizes

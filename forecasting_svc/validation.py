@@ -17,6 +17,7 @@ from typing import Final
 
 from common.errors import FieldViolation, InvalidArgumentError
 from common.limits import (
+    DEFAULT_HORIZON_DAYS,
     FUTURE_TOLERANCE,
     MAX_DOSE_MG,
     MAX_HORIZON_DAYS,
@@ -188,7 +189,8 @@ def _check_medications(request: ForecastRequest, now: datetime, out: _Violations
         if event.kind is None:
             out.add(
                 f"{field}.type",
-                "must be MEDICATION_EVENT_TYPE_START, _STOP or _DOSE_CHANGE",
+                "must be MEDICATION_EVENT_TYPE_START, MEDICATION_EVENT_TYPE_STOP or "
+                "MEDICATION_EVENT_TYPE_DOSE_CHANGE",
             )
         name = event.medication.strip()
         if not name or len(name) > MAX_MEDICATION_NAME or not name.isprintable():
@@ -248,8 +250,13 @@ def validate_request(
         out.add("patient_pseudonym", "must be 'psn_' followed by 32 lowercase hex characters")
     if not request.history:
         out.add("history", "must hold at least one observation")
-    if not MIN_HORIZON_DAYS <= request.horizon_days <= MAX_HORIZON_DAYS:
-        out.add("horizon_days", f"must be within {MIN_HORIZON_DAYS}..{MAX_HORIZON_DAYS}")
+    horizon = request.horizon_days
+    if horizon != 0 and not MIN_HORIZON_DAYS <= horizon <= MAX_HORIZON_DAYS:
+        out.add(
+            "horizon_days",
+            f"must be 0 (meaning {DEFAULT_HORIZON_DAYS}) or within "
+            f"{MIN_HORIZON_DAYS}..{MAX_HORIZON_DAYS}",
+        )
     levels = _check_levels(request.quantile_levels, out)
     coverage = request.interval_coverage
     if coverage != 0.0 and not _probability_field(coverage):
@@ -261,14 +268,14 @@ def validate_request(
         out.add(
             "model",
             "must be FORECAST_MODEL_ENSEMBLE, FORECAST_MODEL_TRANSFORMER, "
-            "FORECAST_MODEL_XGBOOST or unset",
+            "FORECAST_MODEL_XGBOOST or FORECAST_MODEL_UNSPECIFIED (the ensemble)",
         )
     _check_history(request, now, out)
     _check_covariates(request, now, out)
     _check_medications(request, now, out)
     out.raise_if_any()
     return ForecastSpec(
-        horizon_days=request.horizon_days,
+        horizon_days=horizon if horizon != 0 else DEFAULT_HORIZON_DAYS,
         quantile_levels=levels,
         interval_coverage=coverage if coverage != 0.0 else DEFAULT_INTERVAL_COVERAGE,
         model=request.model or ModelChoice.ENSEMBLE,

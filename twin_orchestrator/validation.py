@@ -17,8 +17,10 @@ from datetime import datetime
 from google.protobuf import timestamp_pb2
 
 from common.clinical_scales import INSTRUMENT_RANGES
+from common.enum_names import enum_choices
 from common.errors import ValidationCollector
 from common.limits import (
+    DEFAULT_HORIZON_DAYS,
     EARLIEST_OBSERVATION,
     FUTURE_TOLERANCE,
     MAX_BIOMETRIC_SAMPLES,
@@ -37,13 +39,16 @@ from common.limits import (
 from novamind.common.v1 import common_pb2
 from novamind.twin.v1 import twin_pb2
 
-DEFAULT_HORIZON_DAYS = 30
 _MEDICATION_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9 \-/]{0,63}$")
 _WHOLE_NUMBER_INSTRUMENTS = frozenset({common_pb2.INSTRUMENT_PHQ9, common_pb2.INSTRUMENT_GAD7})
 _EARLIEST_SECONDS = int(EARLIEST_OBSERVATION.timestamp())
 _RULE_OBSERVED = "must be a UTC time between 2000-01-01 and now (not in the future)"
 _RULE_EVENT = "must be a UTC time between 1970-01-01 and now (not in the future)"
 _MEDICATION_RULE = "must be a generic drug name (letters, digits, space, '-', '/'; at most 64)"
+_INSTRUMENTS = enum_choices(common_pb2.Instrument)
+_METRICS = enum_choices(common_pb2.BiometricMetric)
+_GRANULARITIES = enum_choices(common_pb2.SampleGranularity, unspecified="treated as day")
+_SECTIONS = enum_choices(twin_pb2.Section)
 
 
 def _check_patient_id(errors: ValidationCollector, patient_id: str) -> None:
@@ -89,7 +94,7 @@ def _check_symptoms(errors: ValidationCollector, data: twin_pb2.PatientData, lat
         field = f"data.symptoms[{i}]"
         limits = INSTRUMENT_RANGES.get(obs.instrument)
         if limits is None:
-            errors.add(f"{field}.instrument", "must be PHQ9, GAD7, MOOD or ANXIETY")
+            errors.add(f"{field}.instrument", f"must be one of {_INSTRUMENTS}")
         elif not math.isfinite(obs.score) or not limits[0] <= obs.score <= limits[1]:
             errors.add(f"{field}.score", f"must be within {limits[0]:g}..{limits[1]:g}")
         elif obs.instrument in _WHOLE_NUMBER_INSTRUMENTS and obs.score != round(obs.score):
@@ -106,9 +111,9 @@ def _check_biometrics(
     for i, sample in enumerate(data.biometrics):
         field = f"data.biometrics[{i}]"
         if sample.metric not in common_pb2.BiometricMetric.values() or not sample.metric:
-            errors.add(f"{field}.metric", "must be a known biometric metric")
+            errors.add(f"{field}.metric", f"must be one of {_METRICS}")
         if sample.granularity not in common_pb2.SampleGranularity.values():
-            errors.add(f"{field}.granularity", "must be MINUTE, HOUR, DAY or unspecified")
+            errors.add(f"{field}.granularity", f"must be one of {_GRANULARITIES}")
         if not math.isfinite(sample.value):
             errors.add(f"{field}.value", "must be a finite number")
         if not sample.HasField("measured_at"):
@@ -177,13 +182,13 @@ def validate_generate_insights(
     errors.check(
         0 <= horizon <= MAX_HORIZON_DAYS,
         "options.forecast_horizon_days",
-        f"must be between 1 and {MAX_HORIZON_DAYS} (0 means {DEFAULT_HORIZON_DAYS})",
+        f"must be 0 (meaning {DEFAULT_HORIZON_DAYS}) or within 1..{MAX_HORIZON_DAYS}",
     )
     for i, section in enumerate(request.options.sections):
         errors.check(
             section in twin_pb2.Section.values() and section != twin_pb2.SECTION_UNSPECIFIED,
             f"options.sections[{i}]",
-            "must be FORECAST, BIOMETRIC or PHARMACOGENOMICS",
+            f"must be one of {_SECTIONS}",
         )
     data = request.data
     _check_counts(errors, data, max_points)

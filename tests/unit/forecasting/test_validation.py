@@ -55,9 +55,18 @@ def test_nan_and_infinite_scores_name_the_index():
     assert "finite" in _violations(request(history))["history[3].score"]
 
 
-@pytest.mark.parametrize("horizon", [0, -1, 91, 10_000])
+@pytest.mark.parametrize("horizon", [-1, 91, 10_000])
 def test_horizon_outside_1_to_90(horizon):
-    assert "1..90" in _violations(request(_phq9([10, 11]), horizon_days=horizon))["horizon_days"]
+    rule = _violations(request(_phq9([10, 11]), horizon_days=horizon))["horizon_days"]
+    assert "1..90" in rule and "0 (meaning 30)" in rule
+
+
+def test_horizon_zero_means_the_documented_default_as_in_generate_insights():
+    """One rule for zero across RPCs: 0 is unset and means 30 days, as on GenerateInsights."""
+    spec = validate_request(
+        request(_phq9([10, 11]), horizon_days=0), max_history_points=LIMIT, now=NOW
+    )
+    assert spec.horizon_days == 30
 
 
 def test_unknown_instrument():
@@ -173,14 +182,14 @@ def test_an_instrument_without_recent_data_is_named():
 def test_all_violations_reported_at_once():
     history = _phq9([10, 40, 12])
     history[2] = replace(history[2], score=math.nan)
-    found = _violations(request(history, horizon_days=0))
+    found = _violations(request(history, horizon_days=-1))
     assert {"history[1].score", "history[2].score", "horizon_days"} <= set(found)
 
 
 async def test_invalid_input_is_refused_before_the_model_is_needed():
     untrained = ForecastingService(None)
     with pytest.raises(InvalidArgumentError):
-        await untrained.forecast(request(_phq9([10, 11]), horizon_days=0))
+        await untrained.forecast(request(_phq9([10, 11]), horizon_days=-1))
     with pytest.raises(ModelUnavailableError):
         await untrained.forecast(request(_phq9([10, 11])))
 

@@ -65,8 +65,8 @@ SPECS: Final[dict[Instrument, InstrumentSpec]] = {
         whole_numbers=True,
         higher_is_worse=True,
         thresholds=(
-            ClinicalThreshold(15.0, "PHQ-9 >= 15 (moderately severe)"),
-            ClinicalThreshold(20.0, "PHQ-9 >= 20 (severe)"),
+            ClinicalThreshold(15.0, "PHQ-9 ≥ 15 (moderately severe)"),
+            ClinicalThreshold(20.0, "PHQ-9 ≥ 20 (severe)"),
         ),
     ),
     Instrument.GAD7: InstrumentSpec(
@@ -75,7 +75,7 @@ SPECS: Final[dict[Instrument, InstrumentSpec]] = {
         max_score=21.0,
         whole_numbers=True,
         higher_is_worse=True,
-        thresholds=(ClinicalThreshold(15.0, "GAD-7 >= 15 (severe)"),),
+        thresholds=(ClinicalThreshold(15.0, "GAD-7 ≥ 15 (severe)"),),
     ),
     Instrument.MOOD: InstrumentSpec(
         instrument=Instrument.MOOD,

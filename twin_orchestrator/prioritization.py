@@ -101,10 +101,13 @@ def load_rules(path: Path = RULES_PATH) -> RuleBook:
 
 def _render(template: str, fields: Mapping[str, Any], rule_id: str) -> str:
     try:
-        return template.format(**fields)
+        text = template.format(**fields)
     except (KeyError, ValueError, IndexError) as exc:
         # A rules/trigger mismatch is a bug in this service, not in the caller's data.
         raise RulesError(f"rule {rule_id}: template does not fit its trigger's fields") from exc
+    # A sentence that opens with a field ("{inhibitor} makes ...") starts with a capital
+    # whatever case the service sent ("paroxetine" -> "Paroxetine makes ...").
+    return text[:1].upper() + text[1:]
 
 
 def recommend(book: RuleBook, ctx: Context) -> list[common_pb2.Recommendation]:

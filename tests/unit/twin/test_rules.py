@@ -96,7 +96,7 @@ def test_unfamiliar_wearable_data_are_flagged_with_the_reason():
     warning.out_of_distribution_reason = "resting heart rate usual level is above the range"
     (rec,) = _fired(response)["early-warning-unfamiliar-data"]
     assert rec.category == common_pb2.RECOMMENDATION_CATEGORY_DATA_QUALITY
-    assert "resting heart rate usual level is above the range" in rec.rationale
+    assert rec.rationale == "Resting heart rate usual level is above the range."
     assert "with caution" in rec.text
 
 

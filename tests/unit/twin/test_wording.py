@@ -11,6 +11,7 @@ from common import wording
 from common.proto_convert import to_timestamp
 from novamind.biometric.v1 import biometric_pb2
 from novamind.common.v1 import common_pb2
+from novamind.pharmacogenomics.v1 import pharmacogenomics_pb2 as pgx
 from tests.unit.twin import builders as b
 from twin_orchestrator.prioritization import load_rules, recommend
 from twin_orchestrator.risk import overall_risk
@@ -173,3 +174,17 @@ def test_section_status_reads_as_english() -> None:
     )
     assert "The biometric section is incomplete; read these insights as partial." in recs
     assert all("is deadline exceeded" not in r and "is degraded" not in r for r in recs)
+
+
+def test_a_sentence_opening_with_a_medication_name_starts_with_a_capital() -> None:
+    response = b.empty_response()
+    response.pharmacogenomics.result.status = common_pb2.SECTION_STATUS_OK
+    response.pharmacogenomics.interactions.phenoconversions.add(
+        gene="CYP2D6",
+        inhibitor="paroxetine",
+        to_phenotype=pgx.PHENOTYPE_POOR_METABOLIZER,
+        what_would_change="if paroxetine is stopped, CYP2D6 reverts to Normal Metabolizer.",
+    )
+    (rec,) = [r for r in recommend(BOOK, b.context(response)) if r.rule_id == "phenoconversion"]
+    assert rec.text.startswith("Paroxetine makes this patient an effective poor metabolizer")
+    assert rec.rationale.startswith("If paroxetine is stopped")

@@ -53,6 +53,9 @@ def test_insights_from_a_fhir_bundle_and_back_to_fhir(tmp_path, pki_dir):
         assert "unknown codes: 1" in run.stderr
         assert "http://loinc.org|2339-0 ×1" in run.stderr
         assert "Condition resources are not read ×1" in run.stderr
+        # The report names codes and counts, never the patient or a value.
+        assert "MRN-7734021" not in run.stderr and "1990-06-15" not in run.stderr
+        assert "MRN-7734021" not in (tmp_path / "orchestrator.log").read_text()
         # With the services down, the PHQ-9 from the bundle alone sets the risk: LOW, not
         # "not assessed", so the orchestrator received the imported scores.
         assert "OVERALL RISK: LOW" in run.stdout

@@ -5,7 +5,9 @@
 # Deployed by the Helm chart in k8s/novamind (see k8s/README.md).
 
 # The base is pinned by tag; pin it by digest too (python:3.11.7-slim-bookworm@sha256:...)
-# once the registry mirror the build runs against is known.
+# once the registry mirror the build runs against is known. `make image` builds
+# without any registry: it passes a Debian bookworm rootfs made by mmdebstrap
+# (python3, python3-venv, python-is-python3, passwd) as PYTHON_IMAGE.
 ARG PYTHON_IMAGE=python:3.11.7-slim-bookworm
 
 # ---------------------------------------------------------------------------
@@ -28,12 +30,20 @@ COPY pyproject.toml README.md ./
 
 # torch==2.13.0 on PyPI pulls the CUDA build (several GB). The CPU wheel
 # (2.13.0+cpu, which satisfies the ==2.13.0 pin) comes from PyTorch's CPU index,
-# so the image build must pass --extra-index-url https://download.pytorch.org/whl/cpu.
+# or, where that index cannot be reached, from a directory of wheels mounted into
+# the build (WHEELS_DIR; `make image` mounts the CPU wheel that lies on the build
+# machine and sets TORCH_INDEX_URL empty).
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+ARG WHEELS_DIR=
+# A CA bundle mounted into the build, for networks whose TLS proxy re-signs the
+# package index's certificate (only pip reads it; nothing is copied into the image).
+ARG PIP_CA_BUNDLE=
 
 RUN python -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies'], sep='\n')" \
       > /tmp/requirements.txt \
- && pip install --extra-index-url "${TORCH_INDEX_URL}" -r /tmp/requirements.txt \
+ && export PIP_CERT="${PIP_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}" \
+ && pip install ${TORCH_INDEX_URL:+--extra-index-url "$TORCH_INDEX_URL"} \
+      ${WHEELS_DIR:+--find-links "$WHEELS_DIR"} -r /tmp/requirements.txt \
  && python -c "import torch; assert not torch.version.cuda, 'CUDA build of torch in the image'"
 
 # Generated stubs live in the top-level `novamind` package (the proto package
@@ -57,13 +67,16 @@ COPY worlds ./worlds
 
 # The smoke imports run from / so they load the installed packages, not /src.
 # Bytecode is compiled here: the runtime's root filesystem is read-only, so pods
-# could never cache it and would recompile torch on every start.
-RUN pip install --no-deps . \
+# could never cache it and would recompile torch on every start. torch's own
+# test helpers hold Python 3.12-only syntax and are never imported at run time.
+RUN export PIP_CERT="${PIP_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}" \
+ && pip install --no-deps . \
  && cd / \
  && python -c "import twin_orchestrator, forecasting_svc, biometric_svc, pharmacogenomics_svc" \
  && python -c "from novamind.twin.v1 import twin_pb2_grpc" \
  && pip check \
- && python -m compileall -q -j 0 --invalidation-mode unchecked-hash /opt/venv/lib
+ && python -m compileall -q -j 0 --invalidation-mode unchecked-hash \
+      -x '/torch/testing/_internal/' /opt/venv/lib
 
 # ---------------------------------------------------------------------------
 # runtime: the venv, a non-root user, nothing else

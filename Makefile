@@ -12,7 +12,7 @@ CERT_STAMP := var/certs/ca.pem
 # checkov pins versions that clash with the runtime's, so it lives in its own venv.
 CHECKOV := .venv-checkov/bin/checkov
 
-.PHONY: all venv protos certs checkov report-deps postgres-deps report-check lint test test-unit test-integration fuzz demo train bench clean
+.PHONY: all venv protos certs checkov report-deps postgres-deps report-check lint test test-unit test-integration fuzz demo train bench image-deps image image-check clean
 
 all: venv protos certs
 
@@ -96,6 +96,27 @@ demo: venv protos certs
 
 bench: venv protos certs
 	$(PY) -m bench
+
+# The container image, built and run without a registry or a Docker engine:
+# Debian's mmdebstrap makes the base root filesystem, buildah builds the
+# Dockerfile (chroot isolation, vfs storage), podman runs it. Not part of
+# `make test` (a cold build takes several minutes); results in docs/deploy.md.
+image-deps:
+	@command -v buildah >/dev/null 2>&1 && command -v podman >/dev/null 2>&1 && command -v mmdebstrap >/dev/null 2>&1 && command -v runc >/dev/null 2>&1 || { \
+	  echo "installing Debian's buildah, podman and mmdebstrap"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    buildah podman mmdebstrap runc uidmap >/dev/null; }
+
+image: image-deps
+	k8s/image/build.sh
+
+# Runs the four services from the image (read-only root, non-root user, mTLS,
+# production secrets) and calls them with grpcurl; needs trained models.
+image-check: image venv protos certs
+	$(PY) -m forecasting_svc.train --if-missing
+	$(PY) -m biometric_svc.train --if-missing
+	$(PY) -m pharmacogenomics_svc.train --if-missing
+	k8s/image/check.sh
 
 clean:
 	rm -rf novamind var .pytest_cache .mypy_cache .ruff_cache

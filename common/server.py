@@ -52,7 +52,8 @@ class ServiceDefinition:
     interceptors: tuple[Any, ...] = ()
 
 
-def server_options(settings: Settings) -> list[tuple[str, int]]:
+def server_options(settings: Settings, *, reuse_port: bool = False) -> list[tuple[str, int]]:
+    """Channel arguments of both servers; ``reuse_port`` only under the worker supervisor."""
     keepalive_ms = settings.keepalive_seconds * 1000
     return [
         ("grpc.max_receive_message_length", settings.max_message_bytes),
@@ -62,7 +63,9 @@ def server_options(settings: Settings) -> list[tuple[str, int]]:
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
         ("grpc.http2.max_pings_without_data", 0),
-        ("grpc.so_reuseport", 0),
+        # Off by default so a second server on a taken port fails loudly; on when
+        # NOVAMIND_WORKERS processes share the port (common.workers).
+        ("grpc.so_reuseport", int(reuse_port)),
         # Clients balance over the connections they hold; closing old ones (with a
         # GOAWAY, calls in flight get the grace) makes them re-resolve and find new replicas.
         ("grpc.max_connection_age_ms", settings.max_connection_age_seconds * 1000),
@@ -129,8 +132,12 @@ def create_server(
     *,
     port: int | None = None,
     health_port: int | None = None,
+    reuse_port: bool = False,
 ) -> MeshServer:
-    """Build (not start) a service. Pass port=0 / health_port=0 to bind free ports."""
+    """Build (not start) a service. Pass port=0 / health_port=0 to bind free ports.
+
+    ``reuse_port`` lets several worker processes bind the same ports (SO_REUSEPORT).
+    """
     audit_log: AuditLog | None = None
     pseudonymizer: Pseudonymizer | None = None
     if definition.audited:
@@ -145,7 +152,7 @@ def create_server(
         pseudonymizer=pseudonymizer,
         max_calls_per_caller=settings.max_concurrent_rpcs,
     )
-    options = server_options(settings)
+    options = server_options(settings, reuse_port=reuse_port)
     # No server-wide maximum_concurrent_rpcs: it would count every identity's calls
     # (and health Watch streams) together; the interceptor admits per identity instead.
     server = grpc.aio.server(
@@ -186,9 +193,11 @@ def create_server(
     )
 
 
-async def serve(settings: Settings, definition: ServiceDefinition) -> None:
+async def serve(
+    settings: Settings, definition: ServiceDefinition, *, reuse_port: bool = False
+) -> None:
     """Start the service and block until SIGTERM/SIGINT, then stop gracefully."""
-    mesh = create_server(settings, definition)
+    mesh = create_server(settings, definition, reuse_port=reuse_port)
     await mesh.start()
     loop = asyncio.get_running_loop()
     stop_requested = asyncio.Event()

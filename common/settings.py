@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from common.cpu_quota import default_workers
+
 _LOGGER = logging.getLogger(__name__)
 
 #: Default service ports. The health-only plaintext port is the service port + 1000.
@@ -132,6 +134,8 @@ class Settings:
     """NOVAMIND_GRACE_SECONDS: how long in-flight calls may run after SIGTERM."""
     max_message_bytes: int = 16 * 1024 * 1024
     """NOVAMIND_MAX_MESSAGE_BYTES: largest request or response message."""
+    workers: int = 1
+    """NOVAMIND_WORKERS: server processes sharing the port, 1..64 (default: the CPU quota)."""
     max_concurrent_rpcs: int = 64
     """NOVAMIND_MAX_CONCURRENT_RPCS: beyond this, calls get RESOURCE_EXHAUSTED."""
     keepalive_seconds: int = 30
@@ -164,6 +168,8 @@ class Settings:
     """NOVAMIND_MAX_CONNECTION_AGE_SECONDS: connections this old are closed (clients re-resolve)."""
     max_connection_age_grace_seconds: int = 30
     """NOVAMIND_MAX_CONNECTION_AGE_GRACE_SECONDS: time for calls on a closing connection."""
+    downstream_connections: int = 4
+    """NOVAMIND_DOWNSTREAM_CONNECTIONS: (orchestrator) connections to each ML service, 1..64."""
     default_deadline_seconds: float = 20.0
     """NOVAMIND_DEFAULT_DEADLINE_SECONDS: budget of a call that sets no deadline."""
     store_path: Path = Path("var/store/twin.sqlite")
@@ -213,6 +219,7 @@ class Settings:
             max_message_bytes=_get_int(
                 env, "NOVAMIND_MAX_MESSAGE_BYTES", 16 * 1024 * 1024, 1024, 1024 * 1024 * 1024
             ),
+            workers=_get_int(env, "NOVAMIND_WORKERS", default_workers(), 1, 64),
             max_concurrent_rpcs=_get_int(env, "NOVAMIND_MAX_CONCURRENT_RPCS", 64, 1, 100_000),
             keepalive_seconds=_get_int(env, "NOVAMIND_KEEPALIVE_SECONDS", 30, 1, 3600),
             log_level=log_level,
@@ -237,6 +244,7 @@ class Settings:
             max_connection_age_grace_seconds=_get_int(
                 env, "NOVAMIND_MAX_CONNECTION_AGE_GRACE_SECONDS", 30, 0, 3600
             ),
+            downstream_connections=_get_int(env, "NOVAMIND_DOWNSTREAM_CONNECTIONS", 4, 1, 64),
             default_deadline_seconds=_get_float(
                 env, "NOVAMIND_DEFAULT_DEADLINE_SECONDS", 20.0, 0.1, 600.0
             ),

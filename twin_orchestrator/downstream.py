@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import grpc
 
+from common.channel_pool import ChannelPool
 from common.channels import mesh_channel
 from common.settings import Settings
 from novamind.biometric.v1 import biometric_pb2_grpc
@@ -107,15 +108,19 @@ class MeshClients:
         def downstream(name: str, target: str, server_name: str, service: str) -> Downstream:
             # The certificate must name this service: a reply from another mesh
             # service (a wrong address, a mixed-up DNS record) fails the handshake.
-            channel = mesh_channel(
-                target,
-                tls_dir=settings.tls_dir,
-                identity=settings.identity,
-                insecure=settings.insecure,
-                service_names=(service,),
-                max_message_bytes=settings.max_message_bytes,
-                expected_server_name=server_name,
-                health_service=service,
+            # Several connections, so every worker process of the peer gets calls.
+            channel = ChannelPool.open(
+                settings.downstream_connections,
+                lambda: mesh_channel(
+                    target,
+                    tls_dir=settings.tls_dir,
+                    identity=settings.identity,
+                    insecure=settings.insecure,
+                    service_names=(service,),
+                    max_message_bytes=settings.max_message_bytes,
+                    expected_server_name=server_name,
+                    health_service=service,
+                ),
             )
             return Downstream(name, channel, CircuitBreaker(name, probe=_reconnected(channel)))
 

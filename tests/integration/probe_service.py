@@ -9,6 +9,7 @@ service process, so SIGTERM can be tested end to end.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 
 import grpc
@@ -28,6 +29,11 @@ Response = twin_pb2.GenerateInsightsResponse
 
 async def _echo(request: Request, context: grpc.aio.ServicerContext) -> Response:
     return Response(snapshot_id="echo")
+
+
+async def _whoami(request: Request, context: grpc.aio.ServicerContext) -> Response:
+    # Which worker process served the call (NOVAMIND_WORKERS tests).
+    return Response(snapshot_id=str(os.getpid()))
 
 
 async def _fail(request: Request, context: grpc.aio.ServicerContext) -> Response:
@@ -63,6 +69,7 @@ def probe_definition() -> ServiceDefinition:
                         "Fail": _handler(_fail),
                         "Invalid": _handler(_invalid),
                         "Slow": _handler(_slow),
+                        "Whoami": _handler(_whoami),
                     },
                 ),
             )

@@ -7,6 +7,7 @@ import threading
 import time
 
 import grpc
+import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from common.tls import channel_credentials
@@ -16,9 +17,12 @@ from tests.integration.probe_service import PROBE_SERVICE
 from tests.integration.process_helpers import service_env, start_process, wait_healthy
 
 
-def test_sigterm_lets_in_flight_call_finish_and_turns_health_not_serving(tmp_path, pki_dir):
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_sigterm_lets_in_flight_call_finish_and_turns_health_not_serving(
+    tmp_path, pki_dir, workers
+):
     port = free_port()
-    env = service_env(tmp_path, pki_dir, port, NOVAMIND_GRACE_SECONDS="5")
+    env = service_env(tmp_path, pki_dir, port, NOVAMIND_GRACE_SECONDS="5", NOVAMIND_WORKERS=workers)
     proc = start_process("tests.integration.probe_service", env, tmp_path / "probe.log")
     try:
         wait_healthy(port + 1000)

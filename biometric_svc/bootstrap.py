@@ -12,8 +12,9 @@ from common.artifacts import ArtifactStore
 from common.server import ServiceDefinition
 from common.settings import Settings
 
-#: Intra-op threads of one inference; requests already run in parallel worker threads.
-TORCH_THREADS = 2
+#: Intra-op threads of one inference: one window is tiny, and extra OpenMP threads spin
+#: against the other worker processes (NOVAMIND_WORKERS) on the same cores.
+TORCH_THREADS = 1
 
 
 def build(settings: Settings) -> ServiceDefinition:

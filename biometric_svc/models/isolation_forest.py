@@ -48,16 +48,15 @@ def average_path_length(sizes: npt.ArrayLike) -> FloatArray:
     return result
 
 
-def _node_ranges(keys: IntArray, values: FloatArray, n_nodes: int) -> tuple[FloatArray, FloatArray]:
-    """Per node and feature, the minimum and maximum of its sampled days (+-inf when empty)."""
-    low = np.full((n_nodes, values.shape[1]), np.inf)
-    high = np.full((n_nodes, values.shape[1]), -np.inf)
+def _node_ranges(keys: IntArray, values: FloatArray) -> tuple[IntArray, FloatArray, FloatArray]:
+    """The nodes holding sampled days, and per such node and feature their minimum and maximum."""
     order = np.argsort(keys, kind="stable")
     ordered = keys[order]
     starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
-    low[ordered[starts]] = np.minimum.reduceat(values[order], starts, axis=0)
-    high[ordered[starts]] = np.maximum.reduceat(values[order], starts, axis=0)
-    return low, high
+    grouped = values[order]
+    low = np.minimum.reduceat(grouped, starts, axis=0)
+    high = np.maximum.reduceat(grouped, starts, axis=0)
+    return ordered[starts], low, high
 
 
 def isolation_scores(robust_z: FloatArray, seed: int = 0) -> FloatArray:
@@ -88,10 +87,12 @@ def isolation_scores(robust_z: FloatArray, seed: int = 0) -> FloatArray:
         width = 2**depth
         sample_key = (trees * width + sample_node).ravel()
         day_key = (trees * width + day_node).ravel()
-        size = np.bincount(sample_key, minlength=N_TREES * width)
-        low, high = _node_ranges(sample_key, sample_values.reshape(-1, n_features), N_TREES * width)
-        splittable = high > low  # (nodes, features)
-        is_leaf = (size <= 1) | ~splittable.any(axis=1) | (depth == max_depth)
+        n_nodes = N_TREES * width
+        size = np.bincount(sample_key, minlength=n_nodes)
+        occupied, low, high = _node_ranges(sample_key, sample_values.reshape(-1, n_features))
+        splittable = high > low  # (occupied nodes, features)
+        is_leaf = np.ones(n_nodes, dtype=np.bool_)  # an empty node is a leaf
+        is_leaf[occupied] = (size[occupied] <= 1) | ~splittable.any(axis=1) | (depth == max_depth)
 
         finished = open_day & is_leaf[day_key].reshape(N_TREES, n_days)
         leaf_size = size[day_key].reshape(N_TREES, n_days)
@@ -100,14 +101,18 @@ def isolation_scores(robust_z: FloatArray, seed: int = 0) -> FloatArray:
         if not open_day.any():
             break
 
-        # A random feature among those that vary in the node, a uniform threshold.
-        draw = np.where(splittable, rng.random(splittable.shape), -1.0)
-        feature = np.argmax(draw, axis=1)
-        node_low = np.take_along_axis(low, feature[:, None], axis=1)[:, 0]
-        node_high = np.take_along_axis(high, feature[:, None], axis=1)[:, 0]
-        with np.errstate(invalid="ignore"):  # empty nodes have an infinite range
-            threshold = node_low + rng.random(len(feature)) * (node_high - node_low)
-        threshold = np.where(np.isfinite(threshold), threshold, 0.0)
+        # A random feature among those that vary in the node, a uniform threshold. The draws
+        # cover every node, empty ones too, so the random stream does not depend on occupancy;
+        # an empty node's split is never used (every day reaching it has finished).
+        draws = rng.random((n_nodes, n_features))
+        chosen = np.argmax(np.where(splittable, draws[occupied], -1.0), axis=1)
+        node_low = np.take_along_axis(low, chosen[:, None], axis=1)[:, 0]
+        node_high = np.take_along_axis(high, chosen[:, None], axis=1)[:, 0]
+        uniforms = rng.random(n_nodes)
+        feature = np.zeros(n_nodes, dtype=np.int64)
+        feature[occupied] = chosen
+        threshold = np.zeros(n_nodes)
+        threshold[occupied] = node_low + uniforms[occupied] * (node_high - node_low)
 
         sample_feature = feature[sample_key].reshape(N_TREES, sample_size)
         sample_x = np.take_along_axis(sample_values, sample_feature[..., None], axis=2)[..., 0]

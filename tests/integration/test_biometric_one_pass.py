@@ -285,3 +285,14 @@ async def test_analyze_patient_is_authorized_and_audited_like_the_others(setting
         ("orchestrator", PSEUDONYM),
     ]
     assert len({r.outcome for r in records}) == 3
+
+
+def test_isolation_forest_scores_are_bitwise_the_previous_ones():
+    from biometric_svc.models.isolation_forest import isolation_scores
+
+    rng = np.random.default_rng(8)
+    for days in (28, 90, 180, 400):
+        z = rng.standard_t(3, size=(days, 6))
+        z[rng.random(z.shape) < 0.2] = 0.0  # missing metrics sit at their baseline
+        z[days // 2] = 8.0  # one gross outlier day
+        np.testing.assert_array_equal(isolation_scores(z), reference.isolation_scores(z))

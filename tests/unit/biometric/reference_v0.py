@@ -3,9 +3,10 @@
 Verbatim copies (pandas groupby daily aggregation, np.nanmedian trailing
 baselines, the per-lag Python loop of the lagged correlation grid with its
 per-pair autocorrelations, and anomaly detection on those baselines) of the
-code that served before one-pass analysis. ``test_one_pass_equivalence``
-compares the service's responses with responses built from these functions;
-nothing in the services imports this module.
+code that served before one-pass analysis, and of the isolation forest before
+it skipped empty nodes. ``test_biometric_one_pass`` compares the service's
+responses with responses built from these functions. Nothing in the services
+imports this module.
 """
 
 from __future__ import annotations
@@ -63,8 +64,14 @@ from biometric_svc.domain import (
     IndicatorObservations,
     LaggedCorrelation,
 )
+from biometric_svc.models.isolation_forest import (
+    _Z_CLIP,
+    MAX_SAMPLES,
+    MIN_DAYS,
+    N_TREES,
+    average_path_length,
+)
 from biometric_svc.models.isolation_forest import MIN_DAYS as FOREST_MIN_DAYS
-from biometric_svc.models.isolation_forest import isolation_scores
 from common.datasets import biometrics_to_daily, symptoms_to_daily
 from common.synthetic import INSTRUMENTS, METRICS
 
@@ -308,7 +315,16 @@ def lagged_correlations(
             p_value=pair.p_value,
             q_value=float(q),
             significant=bool(q < fdr_alpha),
-            reading=reading(pair.metric, pair.indicator, pair.pearson_r, pair.lag_days),
+            # The one departure from the verbatim copy: readings follow the later wording
+            # rule (a non-significant pair reads "no evidence that ..."), a deliberate
+            # clinical-wording change made apart from the speed-up.
+            reading=reading(
+                pair.metric,
+                pair.indicator,
+                pair.pearson_r,
+                pair.lag_days,
+                q_value=None if q < fdr_alpha else float(q),
+            ),
             profile=pair.profile,
         )
         for pair, q in zip(pairs, q_values, strict=True)
@@ -362,3 +378,79 @@ def detect_anomalies(
             )
         )
     return AnomalyReport(tuple(anomalies), missing, baselines, insufficient_data=False)
+
+
+def _node_ranges(
+    keys: npt.NDArray[np.int64], values: FloatArray, n_nodes: int
+) -> tuple[FloatArray, FloatArray]:
+    """Per node and feature, the minimum and maximum of its sampled days (+-inf when empty)."""
+    low = np.full((n_nodes, values.shape[1]), np.inf)
+    high = np.full((n_nodes, values.shape[1]), -np.inf)
+    order = np.argsort(keys, kind="stable")
+    ordered = keys[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    low[ordered[starts]] = np.minimum.reduceat(values[order], starts, axis=0)
+    high[ordered[starts]] = np.maximum.reduceat(values[order], starts, axis=0)
+    return low, high
+
+
+def isolation_scores(robust_z: FloatArray, seed: int = 0) -> FloatArray:
+    """Anomaly score s in (0, 1] per row (Liu et al.: s > 0.5 leans anomalous, ~0.5 normal).
+
+    ``robust_z`` is (days, metrics) without NaN: the caller sets a metric that
+    is missing on a day to 0 (its baseline), so missing data never looks anomalous.
+    """
+    if robust_z.shape[0] < MIN_DAYS:
+        raise ValueError(f"robust_z: needs at least {MIN_DAYS} days")
+    x = np.clip(np.asarray(robust_z, dtype=np.float64), -_Z_CLIP, _Z_CLIP)
+    n_days, n_features = x.shape
+    sample_size = min(MAX_SAMPLES, n_days)
+    max_depth = math.ceil(math.log2(sample_size))
+    rng = np.random.default_rng(seed)
+    trees = np.arange(N_TREES)[:, None]
+
+    # Each tree's sample, and the node every sampled and every scored day is in.
+    sample = np.argsort(rng.random((N_TREES, n_days)), axis=1)[:, :sample_size]
+    sample_node = np.zeros((N_TREES, sample_size), dtype=np.int64)
+    day_node = np.zeros((N_TREES, n_days), dtype=np.int64)
+    open_day = np.ones((N_TREES, n_days), dtype=np.bool_)
+    path = np.zeros((N_TREES, n_days))
+    sample_values = x[sample]  # (trees, sample, features)
+    days = np.broadcast_to(np.arange(n_days)[None, :], (N_TREES, n_days))
+
+    for depth in range(max_depth + 1):
+        width = 2**depth
+        sample_key = (trees * width + sample_node).ravel()
+        day_key = (trees * width + day_node).ravel()
+        size = np.bincount(sample_key, minlength=N_TREES * width)
+        low, high = _node_ranges(sample_key, sample_values.reshape(-1, n_features), N_TREES * width)
+        splittable = high > low  # (nodes, features)
+        is_leaf = (size <= 1) | ~splittable.any(axis=1) | (depth == max_depth)
+
+        finished = open_day & is_leaf[day_key].reshape(N_TREES, n_days)
+        leaf_size = size[day_key].reshape(N_TREES, n_days)
+        path[finished] = depth + average_path_length(leaf_size[finished])
+        open_day &= ~finished
+        if not open_day.any():
+            break
+
+        # A random feature among those that vary in the node, a uniform threshold.
+        draw = np.where(splittable, rng.random(splittable.shape), -1.0)
+        feature = np.argmax(draw, axis=1)
+        node_low = np.take_along_axis(low, feature[:, None], axis=1)[:, 0]
+        node_high = np.take_along_axis(high, feature[:, None], axis=1)[:, 0]
+        with np.errstate(invalid="ignore"):  # empty nodes have an infinite range
+            threshold = node_low + rng.random(len(feature)) * (node_high - node_low)
+        threshold = np.where(np.isfinite(threshold), threshold, 0.0)
+
+        sample_feature = feature[sample_key].reshape(N_TREES, sample_size)
+        sample_x = np.take_along_axis(sample_values, sample_feature[..., None], axis=2)[..., 0]
+        sample_right = sample_x >= threshold[sample_key].reshape(N_TREES, sample_size)
+        sample_node = 2 * sample_node + sample_right
+        day_feature = feature[day_key].reshape(N_TREES, n_days)
+        day_x = x[days, day_feature]
+        day_right = day_x >= threshold[day_key].reshape(N_TREES, n_days)
+        day_node = 2 * day_node + day_right
+
+    scores: FloatArray = 2.0 ** (-path.mean(axis=0) / average_path_length(sample_size))
+    return scores

@@ -159,3 +159,16 @@ def test_a_non_significant_reading_states_no_evidence():
         reading("sleep_duration", "phq9", -0.1, 0, q_value=0.5)
         == "no evidence that sleep duration falls on the same days PHQ-9 rises (q = 0.50)"
     )
+
+
+def test_average_ranks_are_scipy_rankdata_bitwise():
+    from scipy import stats
+
+    from biometric_svc.correlation import average_ranks
+
+    rng = np.random.default_rng(12)
+    for size in (1, 2, 15, 180):
+        continuous = rng.normal(size=size)
+        tied = np.round(rng.normal(size=size) * 2) / 2  # many ties
+        for values in (continuous, tied, np.zeros(size)):
+            np.testing.assert_array_equal(average_ranks(values), stats.rankdata(values))

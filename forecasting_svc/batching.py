@@ -114,6 +114,17 @@ class MicroBatcher(Generic[ItemT, ResultT]):
                     future.set_result(result)
 
     async def close(self) -> None:
+        stats = self.stats
+        if stats.batches:
+            # Counts only (no request content): how well requests merged over the process's life.
+            _LOGGER.info(
+                "%s batcher: %d items in %d batches (mean %.2f, largest %d)",
+                self._name,
+                stats.items,
+                stats.batches,
+                stats.items / stats.batches,
+                stats.largest_batch,
+            )
         state, self._state = self._state, None
         if state is None or state.worker is None:
             return

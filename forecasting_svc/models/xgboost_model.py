@@ -28,6 +28,7 @@ import xgboost as xgb
 
 from forecasting_svc.models.features import FEATURE_NAMES, TabularFeatures
 from forecasting_svc.models.quantile_loss import BASE_LEVELS, pinball_loss
+from forecasting_svc.models.single_output import single_output_booster
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -255,6 +256,8 @@ class XGBoostForecaster:
 
     booster: xgb.Booster
     feature_names: tuple[str, ...] = FEATURE_NAMES
+    #: The median's trees alone: SHAP of the one output the service explains (built once).
+    _median_booster: xgb.Booster | None = field(default=None, init=False, repr=False)
 
     def predict(
         self, features: TabularFeatures, series: IntArray, origins: IntArray, horizons: IntArray
@@ -275,8 +278,10 @@ class XGBoostForecaster:
         if len(series) == 0:
             return np.zeros((0, len(self.feature_names)))
         rows = features.rows(series, origins, horizons)
-        raw = np.asarray(self.booster.predict(xgb.DMatrix(rows), pred_contribs=True))
         median = BASE_LEVELS.index(0.5)
+        if self._median_booster is None:
+            self._median_booster = single_output_booster(self.booster, median) or self.booster
+        raw = np.asarray(self._median_booster.predict(xgb.DMatrix(rows), pred_contribs=True))
         result: FloatArray = raw[:, median, :-1] if raw.ndim == 3 else raw[:, :-1]
         return result.astype(np.float64)
 

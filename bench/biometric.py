@@ -43,6 +43,7 @@ import numpy.typing as npt
 import pandas as pd
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+from bench.biometric_scaling import measure_scaling, scaling_lines, with_section
 from bench.harness import TABLE_HEADER, LoadResult, machine_line, measure
 from biometric_svc.aggregation import DailySeries
 from biometric_svc.anomalies import detect_anomalies
@@ -56,7 +57,7 @@ from biometric_svc.train import DEFAULT_DAYS, DEFAULT_PATIENTS
 from biometric_svc.train import main as train_main
 from biometric_svc.training_data import synthetic_patients
 from biometric_svc.validation import DEFAULT_LOOKBACK_DAYS
-from common.artifacts import ArtifactManifest, ArtifactStore
+from common.artifacts import ArtifactError, ArtifactManifest, ArtifactStore
 from common.certs import generate_dev_pki
 from common.channels import mesh_channel
 from common.launcher import ServiceProcess, clean_env, start_service, wait_healthy
@@ -383,7 +384,13 @@ def _requests(cohort: Cohort) -> dict[str, Caller]:
     plan = pb.RecommendMonitoringPlanRequest(
         patient_pseudonym=PSEUDONYM, biometrics=daily, indicators=observations
     )
+    patient = pb.AnalyzePatientRequest(
+        patient_pseudonym=PSEUDONYM, biometrics=daily, indicators=observations
+    )
     return {
+        "AnalyzePatient (90 days, the three analyses in one pass)": (
+            lambda s: s.AnalyzePatient(patient, timeout=60)
+        ),
         f"AnalyzeCorrelations (90 days, {len(daily)} daily samples + {len(observations)} scores)": (
             lambda s: s.AnalyzeCorrelations(analyze, timeout=60)
         ),
@@ -711,7 +718,14 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.biometric")
     parser.add_argument("--quick", action="store_true", help="small cohorts, few calls (smoke run)")
     parser.add_argument("--output", type=Path, default=None)
+    parser.add_argument(
+        "--scaling-only",
+        action="store_true",
+        help="only re-measure section (e), the scaling table, with the models in var/models",
+    )
     args = parser.parse_args(argv)
+    if args.scaling_only:
+        return _scaling_only(args.output or DOC)
     held_out = (
         CohortConfig(n_patients=60, n_days=180, seed=HELD_OUT.seed) if args.quick else HELD_OUT
     )
@@ -764,7 +778,38 @@ def main(argv: list[str]) -> int:
         anomaly_patients,
         load,
     )
-    print("\n".join(lines))
+    print("measuring the scaling table")
+    scaling = scaling_lines(measure_scaling(model), _load_average())
+    output.write_text(with_section(output.read_text(), scaling))
+    print("\n".join(lines + scaling))
+    print(f"written to {output}")
+    return 0
+
+
+def _load_average() -> tuple[float, float]:
+    one, five, _ = os.getloadavg()
+    return one, five
+
+
+def _scaling_only(output: Path) -> int:
+    """Section (e) alone, with the signed models of var/models (``make demo`` trains them)."""
+    from common.settings import Settings
+
+    settings = Settings.from_env("biometric")
+    try:
+        artifact = ArtifactStore(settings.model_dir, settings.secret("artifact")).load(
+            ARTIFACT_NAME
+        )
+    except ArtifactError as exc:
+        print(f"no early-warning model: {exc}")
+        return 1
+    scaling = scaling_lines(
+        measure_scaling(EarlyWarningModel.from_artifact(artifact)), _load_average()
+    )
+    previous = output.read_text() if output.exists() else "# Biometric benchmark\n"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(with_section(previous, scaling))
+    print("\n".join(scaling))
     print(f"written to {output}")
     return 0
 

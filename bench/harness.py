@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import platform
+import socket
 import statistics
 import time
 from collections.abc import Awaitable, Callable
@@ -74,6 +75,59 @@ async def measure(
         p99_ms=float(np.percentile(values, 99)),
         throughput_per_s=len(latencies) / elapsed if elapsed > 0 else float("nan"),
     )
+
+
+async def measure_for(
+    call: Callable[[], Awaitable[object]],
+    *,
+    concurrency: int,
+    seconds: float,
+    warmup: int = 3,
+    min_calls: int = 5,
+) -> LoadResult:
+    """Like ``measure``, for a duration: callers start calls until ``seconds`` have passed.
+
+    At least ``min_calls`` calls run, so a slow call still gives a percentile.
+    """
+    for _ in range(warmup):
+        await call()
+    latencies: list[float] = []
+    errors = 0
+    started_calls = 0
+    wall = time.perf_counter()
+    stop_at = wall + seconds
+
+    async def worker() -> None:
+        nonlocal errors, started_calls
+        while time.perf_counter() < stop_at or started_calls < min_calls:
+            started_calls += 1
+            started = time.perf_counter()
+            try:
+                await call()
+            except Exception:  # a failed call is counted, not timed
+                errors += 1
+                continue
+            latencies.append((time.perf_counter() - started) * 1000)
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - wall
+    values = np.array(latencies) if latencies else np.array([float("nan")])
+    return LoadResult(
+        concurrency=concurrency,
+        calls=started_calls,
+        errors=errors,
+        p50_ms=float(statistics.median(values)),
+        p90_ms=float(np.percentile(values, 90)),
+        p99_ms=float(np.percentile(values, 99)),
+        throughput_per_s=len(latencies) / elapsed if elapsed > 0 else float("nan"),
+    )
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on now (the OS picks it; never one of the default ports)."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
 
 
 def machine_line() -> str:

@@ -80,6 +80,15 @@ def test_each_ml_service_has_a_headless_service_selecting_its_pods(manifests: Ma
             assert matches == (other == component), (component, other)
 
 
+def test_ml_certificates_name_the_headless_services_dialled(postgres: Manifests) -> None:
+    certificates = {component_of(c): c for c in postgres.of_kind("Certificate")}
+    for service in postgres.services(headless=True):
+        names = certificates[component_of(service)]["spec"]["dnsNames"]
+        assert f"{service['metadata']['name']}.{NAMESPACE}.svc.cluster.local" in names
+    orchestrator_names = certificates["orchestrator"]["spec"]["dnsNames"]
+    assert not any("headless" in name for name in orchestrator_names)
+
+
 def test_every_service_ages_its_connections(manifests: Manifests) -> None:
     for component, deployment in manifests.deployments().items():
         env = env_of(container(deployment))

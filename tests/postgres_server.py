@@ -154,10 +154,47 @@ class PostgresServer:
         return name, name
 
 
+_PREFIX = "novamind-pg-"
+_OWNER_FILE = "owner.pid"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def reap_orphans() -> None:
+    """Stop servers left by test sessions that were killed before their teardown."""
+    for base in Path(tempfile.gettempdir()).glob(f"{_PREFIX}*"):
+        try:
+            owner = int((base / _OWNER_FILE).read_text())
+        except (OSError, ValueError):
+            continue
+        if _alive(owner):
+            continue
+        pid_file = base / "data" / "postmaster.pid"
+        try:
+            postmaster = int(pid_file.read_text().splitlines()[0])
+            # Only that server: a recycled pid must never hit someone else's process.
+            cmdline = Path(f"/proc/{postmaster}/cmdline").read_bytes()
+            if b"postgres" in cmdline and str(base).encode() in cmdline:
+                os.kill(postmaster, 9)  # SIGKILL: nothing in it is worth a clean shutdown
+        except (OSError, ValueError, IndexError):
+            pass
+        shutil.rmtree(base, ignore_errors=True)
+
+
 def start_postgres(*, ssl_cert: Path | None = None, ssl_key: Path | None = None) -> PostgresServer:
+    reap_orphans()
     user = _server_user()
     # Not pytest's tmp_path: under root it lies in a 0700 directory the server user cannot enter.
-    base = Path(tempfile.mkdtemp(prefix="novamind-pg-"))
+    base = Path(tempfile.mkdtemp(prefix=_PREFIX))
+    (base / _OWNER_FILE).write_text(str(os.getpid()))
     if user:
         os.chown(base, user[1], user[2])
     server = PostgresServer(

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from common import wording
 from common.artifacts import ArtifactManifest
 from pharmacogenomics_svc.guidance import GeneDrugGuidance
 from pharmacogenomics_svc.knowledge_base import INDETERMINATE, NORMAL, POOR
@@ -111,7 +112,8 @@ def model_evidence(manifest: ArtifactManifest, target: str) -> Evidence:
 
 
 def _percent(value: float) -> str:
-    return f"{value:.0%}"
+    # Never "0%" or "100%": a calibrated estimate is neither impossible nor certain.
+    return wording.percent(value)
 
 
 def _state(result: PhenotypeResult | None) -> str:

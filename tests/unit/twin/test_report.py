@@ -443,3 +443,15 @@ def test_screenshot_measure_tells_blank_from_drawn(tmp_path: Path) -> None:
     fraction, colours = report_check.measure_screenshot(drawn)
     assert fraction == pytest.approx(50 * 40 / (100 * 200))
     assert colours == _colour_count(pixels)
+
+
+def test_early_warning_on_unfamiliar_data_carries_a_caution_with_the_reason() -> None:
+    response = fx.insights_response()
+    plain = render_report(response, fx.patient_data())
+    assert "Read with caution" not in plain
+    warning = response.biometric.correlations.early_warning
+    warning.out_of_distribution = True
+    warning.out_of_distribution_reason = "step count usual level is <above> the range"
+    document = render_report(response, fx.patient_data())
+    assert "Read with caution" in document
+    assert "step count usual level is &lt;above&gt; the range" in document

@@ -8,6 +8,9 @@ Service-specific options (environment):
 * NOVAMIND_FORECAST_TORCH_THREADS (default 1): torch intra-op threads. Request
   batches are small; one thread leaves the other core to the event loop and
   avoids OpenMP spinning against it.
+
+The per-patient statistical members (statsforecast) are warmed up here, so the
+first request does not pay for importing and compiling them.
 """
 
 from __future__ import annotations
@@ -50,4 +53,10 @@ def build(settings: Settings) -> ServiceDefinition:
         max_batch=max_batch,
         max_wait_seconds=wait_ms / 1000.0,
     )
+    if service.models is not None:
+        # statsforecast compiles its numba kernels on first use (seconds); pay that here,
+        # before the server reports SERVING, not on the first patient's request.
+        from forecasting_svc.models.local import warm_up
+
+        warm_up()
     return service_definition(service)

@@ -39,6 +39,11 @@ from forecasting_svc.models.bundle import (
     XGBOOST_ARTIFACT,
     ForecastModels,
 )
+from forecasting_svc.models.combination import (
+    CalibrationUnit,
+    CombinationPrior,
+    fit_prior,
+)
 from forecasting_svc.models.conformal import (
     BACKTEST_MAX_HORIZON,
     COVERAGE_LEVELS,
@@ -95,6 +100,10 @@ class FitConfig:
     validation_fraction: float = 0.15
     calibration_fraction: float = 0.15
     evaluation_origin_step: int = 7
+    #: Origins of the per-patient ensemble's calibration units (days apart, per series).
+    combination_origin_step: int = 14
+    #: First origin of those units: the day with this much history behind it.
+    combination_first_origin: int = 27
     seed: int = 0
 
 
@@ -348,6 +357,11 @@ def fit_models(panel: Panel, config: FitConfig, progress: Progress | None = None
         metrics[kind] = kind_metrics
     models.calibrators = calibrators
     tick("calibrated")
+    models.combination = fit_combination(models, panel, features, split.calibration, config)
+    for level, value in zip(
+        models.combination.coverage_levels, models.combination.empirical_coverage, strict=True
+    ):
+        metrics[ENSEMBLE][f"combined_coverage_{round(level * 100)}"] = value
 
     metrics[TRANSFORMER]["best_epoch"] = float(transformer_fit.best_epoch)
     metrics[TRANSFORMER]["val_pinball_loss_0_1_units"] = float(transformer_fit.best_val_loss)
@@ -382,6 +396,65 @@ def fit_models(panel: Panel, config: FitConfig, progress: Progress | None = None
     return TrainedModels(models=models, metrics=metrics, params=params, report=report)
 
 
+def combination_units(
+    models: ForecastModels,
+    panel: Panel,
+    features: TabularFeatures,
+    rows: IntArray,
+    config: FitConfig,
+) -> list[CalibrationUnit]:
+    """Calibration units of the per-patient ensemble: every member's forecast at rolling
+    origins of the calibration series, their own backtests, and the observed future."""
+    horizon = models.max_horizon
+    series: list[int] = []
+    origins: list[int] = []
+    step = config.combination_origin_step
+    for offset, row in enumerate(rows.tolist()):
+        observed = np.flatnonzero(np.isfinite(panel.values[row]))
+        if len(observed) < 4:
+            continue
+        start = max(int(observed[0]) + config.combination_first_origin, int(observed[3]))
+        for day in range(start + offset % step, panel.n_days - 1, step):
+            # The origin is the last observed day up to ``day`` (a visit, for sparse series).
+            last = observed[observed <= day]
+            if len(last) and (not origins or series[-1] != row or origins[-1] != last[-1]):
+                series.append(row)
+                origins.append(int(last[-1]))
+    s = np.asarray(series, dtype=np.int64)
+    o = np.asarray(origins, dtype=np.int64)
+    h = np.full(len(s), horizon, dtype=np.int64)
+    members = models.member_forecasts(panel, features, s, o, h)
+    units = []
+    for i, (final, backtest, cadence) in enumerate(members):
+        days = o[i] + 1 + np.arange(horizon)
+        future = np.where(
+            days < panel.n_days, panel.values[s[i], np.minimum(days, panel.n_days - 1)], np.nan
+        )
+        units.append(
+            CalibrationUnit(
+                instrument=int(panel.instrument[s[i]]),
+                cadence=cadence,
+                backtest=backtest,
+                final=final,
+                future=future,
+            )
+        )
+    return units
+
+
+def fit_combination(
+    models: ForecastModels,
+    panel: Panel,
+    features: TabularFeatures,
+    rows: IntArray,
+    config: FitConfig,
+) -> CombinationPrior:
+    units = combination_units(models, panel, features, rows, config)
+    if not units:
+        raise ValueError("training data: no calibration series long enough for the ensemble")
+    return fit_prior(units, len(INSTRUMENT_ORDER), COVERAGE_LEVELS, config.seed)
+
+
 def metrics_report(metrics: dict[str, dict[str, float]]) -> str:
     """A plain-text table of the cross-fitted validation metrics."""
     lines = ["Cross-fitted metrics on calibration patients (scores in instrument points)", ""]
@@ -392,6 +465,7 @@ def metrics_report(metrics: dict[str, dict[str, float]]) -> str:
         *(f"val_mae_{i.value}_h{lo}_{hi}" for lo, hi in METRIC_BUCKETS for i in INSTRUMENT_ORDER),
         *(f"val_pinball_h{lo}_{hi}" for lo, hi in METRIC_BUCKETS),
         *(f"val_coverage_{round(level * 100)}" for level in COVERAGE_LEVELS),
+        *(f"combined_coverage_{round(level * 100)}" for level in COVERAGE_LEVELS),
     ]
     for name in names:
         cells = [metrics[kind].get(name) for kind in MODEL_KINDS]
@@ -436,6 +510,9 @@ def write_artifacts(
             {
                 "weights": models.weights.to_json(),
                 "calibrators": {k: c.to_json() for k, c in models.calibrators.items()},
+                "combination": models.combination.to_json()
+                if models.combination is not None
+                else None,
                 "base_levels": list(BASE_LEVELS),
             },
         )

@@ -239,9 +239,10 @@ class ForecastingService:
                 )
             )
         used = [models.manifests[name] for name in _ARTIFACTS_USED[spec.model]]
-        calibrator = models.calibrators[spec.model.value]
         return ForecastResult(
             forecasts=tuple(forecasts),
             models=tuple(used),
-            validation_interval_coverage=calibrator.coverage_for(spec.interval_coverage),
+            validation_interval_coverage=models.coverage_for(
+                spec.model.value, spec.interval_coverage
+            ),
         )

@@ -20,6 +20,13 @@ import xgboost as xgb
 
 from common.artifacts import ArtifactError, ArtifactManifest, ArtifactStore
 from common.tracing import model_span
+from forecasting_svc.models.combination import (
+    DAILY,
+    MAX_BACKTEST_DAYS,
+    SPARSE,
+    CombinationPrior,
+    SeriesBacktest,
+)
 from forecasting_svc.models.conformal import (
     BACKTEST_MAX_HORIZON,
     BACKTEST_ORIGINS,
@@ -27,10 +34,13 @@ from forecasting_svc.models.conformal import (
     backtest_mask,
     patient_scale,
     scaled_residuals,
+    values_at,
 )
 from forecasting_svc.models.ensemble import EnsembleWeights
 from forecasting_svc.models.features import FEATURE_NAMES, TabularFeatures
+from forecasting_svc.models.local import choose_backtest_origins, local_forecasts
 from forecasting_svc.models.panel import Panel
+from forecasting_svc.models.quantile_loss import BASE_LEVELS
 from forecasting_svc.models.transformer import (
     INPUT_FEATURES,
     PATCH_DAYS,
@@ -74,6 +84,8 @@ class ForecastModels:
     weights: EnsembleWeights
     calibrators: dict[str, ConformalCalibrator]
     manifests: dict[str, ArtifactManifest]
+    #: The per-patient ensemble's priors and interval table (models/combination.py).
+    combination: CombinationPrior | None = None
 
     @property
     def max_horizon(self) -> int:
@@ -123,6 +135,7 @@ class ForecastModels:
             calibrators = {
                 kind: ConformalCalibrator.from_json(raw_calibrators[kind]) for kind in MODEL_KINDS
             }
+            combination = CombinationPrior.from_json(ensemble_data["combination"])
         except (KeyError, TypeError, ValueError, RuntimeError, xgb.core.XGBoostError) as exc:
             raise ArtifactError(f"forecasting model set is unusable: {exc}") from exc
         if len(weights.transformer) < config.horizon:
@@ -132,12 +145,95 @@ class ForecastModels:
             xgboost=XGBoostForecaster(booster),
             weights=weights,
             calibrators=calibrators,
+            combination=combination,
             manifests={
                 TRANSFORMER_ARTIFACT: transformer_art.manifest,
                 XGBOOST_ARTIFACT: xgboost_art.manifest,
                 ENSEMBLE_ARTIFACT: ensemble.manifest,
             },
         )
+
+    def coverage_for(self, choice: str, level: float) -> float:
+        """Cross-fitted empirical coverage of ``choice``'s central interval at ``level``."""
+        if choice == ENSEMBLE and self.combination is not None:
+            return self.combination.coverage_for(level)
+        return self.calibrators[choice].coverage_for(level)
+
+    def member_forecasts(
+        self,
+        panel: Panel,
+        features: TabularFeatures,
+        series: IntArray,
+        origins: IntArray,
+        horizons: IntArray,
+        t_final: FloatArray | None = None,
+        x_final: FloatArray | None = None,
+    ) -> list[tuple[FloatArray, SeriesBacktest, int]]:
+        """Every member's median forecast (M, h) and rolling-origin backtests of each row.
+
+        ``t_final``/``x_final`` (rows, max_horizon, 3) are the global models' forecasts at
+        the origins when the caller has them already. Backtest pairs use only days up
+        to each row's origin.
+        """
+        count = len(series)
+        if t_final is None:
+            t_final, _ = predict_transformer(
+                self.transformer, panel, features.anchor, series, origins
+            )
+        if x_final is None:
+            x_final = np.zeros((count, self.max_horizon, 3))
+            rows = np.repeat(np.arange(count), horizons)
+            steps = np.concatenate([np.arange(1, h + 1) for h in horizons]).astype(np.int64)
+            if len(rows):
+                x_final[rows, steps - 1] = self.xgboost.predict(
+                    features, series[rows], origins[rows], steps
+                )
+        locals_ = []
+        for i in range(count):
+            s, o = int(series[i]), int(origins[i])
+            values = panel.values[s, : o + 1]
+            locals_.append(
+                local_forecasts(
+                    values,
+                    int(panel.first_weekday[s]),
+                    int(horizons[i]),
+                    choose_backtest_origins(values),
+                    MAX_BACKTEST_DAYS,
+                )
+            )
+        owner = (
+            np.concatenate(
+                [np.full(len(lf.backtest_days), i, np.int64) for i, lf in enumerate(locals_)]
+            )
+            if count
+            else np.zeros(0, np.int64)
+        )
+        bt_origin = np.concatenate([lf.backtest_origin for lf in locals_]) if count else owner
+        bt_days = np.concatenate([lf.backtest_days for lf in locals_]) if count else owner
+        t_bt = np.zeros(len(owner))
+        x_bt = np.zeros(len(owner))
+        if len(owner):
+            keys = owner * (panel.n_days + 1) + bt_origin
+            unique_keys, position = np.unique(keys, return_inverse=True)
+            u_owner = unique_keys // (panel.n_days + 1)
+            u_origin = unique_keys % (panel.n_days + 1)
+            t_out, _ = predict_transformer(
+                self.transformer, panel, features.anchor, series[u_owner], u_origin
+            )
+            t_bt = t_out[position, np.minimum(bt_days, self.max_horizon) - 1, 1]
+            x_bt = self.xgboost.predict(features, series[owner], bt_origin, bt_days)[:, 1]
+        result = []
+        for i, lf in enumerate(locals_):
+            h = int(horizons[i])
+            mine = owner == i
+            final = np.vstack([t_final[i, :h, 1], x_final[i, :h, 1], lf.final[:, :h]])
+            backtest = SeriesBacktest(
+                forecasts=np.vstack([t_bt[mine], x_bt[mine], lf.backtest]),
+                target=lf.backtest_target,
+                days=lf.backtest_days,
+            )
+            result.append((np.clip(final, 0.0, 1.0), backtest, SPARSE if lf.sparse else DAILY))
+        return result
 
     def _version(self, artifact: str) -> str:
         manifest = self.manifests.get(artifact)
@@ -297,11 +393,56 @@ class ForecastModels:
                     shap = self._explain(features, series, origins, horizons, x_index)
 
         history = history_days if history_days is not None else panel.history_days(series, origins)
-        scales = self._backtest_scales(panel, features, series, origins, choices)
+        combined_rows = np.array(
+            [c == ENSEMBLE and self.combination is not None for c in choices], dtype=bool
+        )
+        global_rows = np.flatnonzero(~combined_rows)
+        scales = np.ones(count)
+        if len(global_rows):
+            scales[global_rows] = self._backtest_scales(
+                panel,
+                features,
+                series[global_rows],
+                origins[global_rows],
+                [choices[i] for i in global_rows.tolist()],
+            )
+        combined_tau: dict[int, FloatArray] = {}
+        ensemble_rows = np.flatnonzero(combined_rows)
+        if len(ensemble_rows) and self.combination is not None:
+            with model_span(
+                ENSEMBLE_ARTIFACT, self._version(ENSEMBLE_ARTIFACT), batch_size=len(ensemble_rows)
+            ):
+                members = self.member_forecasts(
+                    panel,
+                    features,
+                    series[ensemble_rows],
+                    origins[ensemble_rows],
+                    horizons[ensemble_rows],
+                    t_final=t_base[ensemble_rows],
+                    x_final=x_base[ensemble_rows],
+                )
+                for row, (final, backtest, cadence) in zip(
+                    ensemble_rows.tolist(), members, strict=True
+                ):
+                    combined = self.combination.combine(
+                        final, backtest, int(panel.instrument[series[row]]), cadence
+                    )
+                    combined_tau[row] = self.combination.quantile_function(combined, cadence)
         results: list[SeriesPrediction] = []
         for i in range(count):
             h = int(horizons[i])
             steps = np.arange(1, h + 1)
+            if i in combined_tau:
+                tau_values = np.clip(combined_tau[i], 0.0, 1.0)
+                results.append(
+                    SeriesPrediction(
+                        tau_values=tau_values,
+                        base=values_at(tau_values, BASE_LEVELS),
+                        attention=attention[i] if use_t[i] else None,
+                        shap=shap[i] if (use_x[i] and explain) else None,
+                    )
+                )
+                continue
             if choices[i] == TRANSFORMER:
                 base = t_base[i, :h]
             elif choices[i] == XGBOOST:

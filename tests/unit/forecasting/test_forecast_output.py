@@ -111,20 +111,66 @@ async def test_single_observation_is_enough(service):
     assert len(result.forecasts[0].points) == 1
 
 
-async def test_intervals_widen_for_a_patient_the_models_recently_got_wrong(service, monkeypatch):
+@pytest.mark.parametrize("choice", [ModelChoice.XGBOOST, ModelChoice.ENSEMBLE])
+async def test_intervals_widen_for_a_patient_the_models_recently_got_wrong(
+    service, monkeypatch, choice
+):
     rng = np.random.default_rng(0)
     calm = 12 + np.round(rng.normal(0, 1, 140))
     erratic = np.clip(12 + np.round(rng.normal(0, 5, 140)), 0, 27)
     widths = {}
     for name, scores in (("calm", calm), ("erratic", erratic)):
-        result = await service.forecast(request(daily(Instrument.PHQ9, scores)))
+        result = await service.forecast(request(daily(Instrument.PHQ9, scores), model=choice))
         widths[name] = np.mean([p.upper - p.lower for p in result.forecasts[0].points])
-    # The same erratic request with every patient scale forced to 1.
+    # The same requests with every patient scale forced to 1.
     models = service.models
     monkeypatch.setattr(
         models, "_backtest_scales", lambda panel, features, series, *_: np.ones(len(series))
     )
-    unscaled = await service.forecast(request(daily(Instrument.PHQ9, erratic)))
-    unscaled_width = np.mean([p.upper - p.lower for p in unscaled.forecasts[0].points])
-    assert widths["erratic"] > 1.1 * unscaled_width
+    monkeypatch.setattr("forecasting_svc.models.combination.SCALE_RANGE", (1.0, 1.0))
+    unscaled = {}
+    for name, scores in (("calm", calm), ("erratic", erratic)):
+        result = await service.forecast(request(daily(Instrument.PHQ9, scores), model=choice))
+        unscaled[name] = np.mean([p.upper - p.lower for p in result.forecasts[0].points])
     assert widths["erratic"] > widths["calm"]
+    # The patient's own backtest errors, not only the models' spread, set the width.
+    assert widths["erratic"] / widths["calm"] > 1.3 * unscaled["erratic"] / unscaled["calm"]
+
+
+def _visits(instrument: Instrument, scores: list[float], every_days: int) -> list:
+    """One score every ``every_days`` days (a clinic's questionnaire), from START."""
+    series = [np.nan] * ((len(scores) - 1) * every_days + 1)
+    for k, score in enumerate(scores):
+        series[k * every_days] = score
+    return daily(instrument, series)
+
+
+@pytest.mark.parametrize("every_days", [7, 14])
+async def test_weekly_and_fortnightly_scores_forecast_from_four_scores(service, every_days):
+    history = _visits(Instrument.PHQ9, [5, 11, 16, 22], every_days) + _visits(
+        Instrument.GAD7, [4, 8, 13, 18], every_days
+    )
+    result = await service.forecast(request(history, horizon_days=30))
+    assert [f.instrument for f in result.forecasts] == [Instrument.PHQ9, Instrument.GAD7]
+    for forecast in result.forecasts:
+        assert len(forecast.points) == 30
+        top = SPECS[forecast.instrument].max_score
+        assert all(0 <= p.lower <= p.point <= p.upper <= top for p in forecast.points)
+        assert all(np.isfinite([p.lower, p.point, p.upper]).all() for p in forecast.points)
+
+
+async def test_short_and_sparse_histories_get_wider_intervals_than_long_daily_ones(service):
+    rng = np.random.default_rng(4)
+    long_daily = list(np.clip(np.round(12 + rng.normal(0, 1.5, 180)), 0, 27))
+    widths = {}
+    cases = {
+        "180 daily": daily(Instrument.PHQ9, long_daily),
+        "10 daily": daily(Instrument.PHQ9, long_daily[-10:]),
+        "5 weekly": _visits(Instrument.PHQ9, long_daily[-29::7], 7),
+    }
+    for name, history in cases.items():
+        result = await service.forecast(request(history, horizon_days=28))
+        points = result.forecasts[0].points
+        widths[name] = np.mean([p.upper - p.lower for p in points])
+    assert widths["10 daily"] > widths["180 daily"]
+    assert widths["5 weekly"] > widths["180 daily"]

@@ -450,6 +450,10 @@ def _score(units: Units, forecasts: dict[str, MethodForecast]) -> dict[str, dict
             mask = observed[:, cols]
             count = mask.sum(axis=1)
             usable = count > 0
+            if not usable.any():  # e.g. fortnightly visits never fall 1-7 days ahead
+                for name in ("mase", "bias", "coverage80", "coverage95"):
+                    row[f"{name}_{low}_{high}"] = math.nan
+                continue
             unit_mae = (error[:, cols] * mask).sum(axis=1)[usable] / count[usable]
             row[f"mase_{low}_{high}"] = float((unit_mae / units.scale[usable]).mean())
             row[f"bias_{low}_{high}"] = float(signed[:, cols][mask].mean())
@@ -638,6 +642,9 @@ def _verdict(result: ScenarioResult) -> tuple[bool, bool, list[str]]:
     accurate = True
     for low, high in BUCKETS:
         key = f"mase_{low}_{high}"
+        if not math.isfinite(ensemble[key]):
+            lines.append(f"- MASE {low}–{high} d: no observed targets in this bucket")
+            continue
         best = min(BASELINES, key=lambda b: result.metrics[b][key])
         ok = all(ensemble[key] < result.metrics[b][key] for b in BASELINES)
         accurate &= ok
@@ -651,6 +658,9 @@ def _verdict(result: ScenarioResult) -> tuple[bool, bool, list[str]]:
         for low, high in BUCKETS:
             key = f"coverage{level}_{low}_{high}"
             value = ensemble[key]
+            if not math.isfinite(value):
+                values.append("– (no targets)")
+                continue
             ok = low_ok <= value <= high_ok
             calibrated &= ok
             values.append(
@@ -823,6 +833,29 @@ def main(argv: Sequence[str]) -> int:
                 scenario.worlds, args.test_patients, TEST_SEED, scenario.sampling
             )
             results.append(_evaluate(models, scenario.title, frames, scenario))
+            e = results[-1].metrics["ensemble"]
+            print(
+                "    "
+                + "; ".join(
+                    f"{method} MASE "
+                    + "/".join(
+                        _fmt(results[-1].metrics[method].get(f"mase_{lo}_{hi}"), 2)
+                        for lo, hi in BUCKETS
+                    )
+                    for method in ("ensemble", *BASELINES)
+                )
+                + "; coverage 80/95 "
+                + " ".join(
+                    f"{_fmt(e.get(f'coverage80_{lo}_{hi}'), 2)}/"
+                    f"{_fmt(e.get(f'coverage95_{lo}_{hi}'), 2)}"
+                    for lo, hi in BUCKETS
+                ),
+                flush=True,
+            )
+        target = out if out is not None else work / "forecasting.md"
+        setup = _setup_lines(args, seconds, n_series)
+        # Written now and again with the latency, so a failed latency run keeps the tables.
+        _write_report(target, results, setup, None, args.quick, COMMAND)
         latency = None
         if not args.skip_latency:
             print("measuring latency over gRPC ...", flush=True)
@@ -832,10 +865,7 @@ def main(argv: Sequence[str]) -> int:
                 latency = asyncio.run(
                     _measure_latency(port, pki, request, args.latency_calls, args.load_calls)
                 )
-        target = out if out is not None else work / "forecasting.md"
-        text = _write_report(
-            target, results, _setup_lines(args, seconds, n_series), latency, args.quick, COMMAND
-        )
+        text = _write_report(target, results, setup, latency, args.quick, COMMAND)
         print(text)
         if out is not None:
             print(f"written to {out}")

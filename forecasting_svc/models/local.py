@@ -251,13 +251,24 @@ def _daily_members(
     fit_from = max(0, n - ETS_MAX_POINTS)
     fit = _fit_ets(adjusted[fit_from:]) if len(observed) >= MIN_ETS_OBSERVATIONS else None
     recent = np.zeros((n_o, steps + 1))
-    naive = np.zeros((n_o, steps + 1))
     for k, o in enumerate(origins):
         seen = observed[(observed <= o) & (observed > o - _RECENT_DAYS)]
         recent[k] = values[seen].mean() if len(seen) else filled[o]
-        for h in ahead:
-            same = observed[(observed <= o) & ((o - observed) % 7 == (7 - h % 7) % 7)]
-            naive[k, h] = values[same[-1]] if len(same) else filled[o]
+    # Seasonal naive: the last observed day, up to the origin, on the target's weekday
+    # (day index modulo 7), found for every (day, weekday) at once.
+    days = np.arange(n)
+    is_observed = np.isfinite(values)
+    last_on = np.stack(
+        [
+            np.maximum.accumulate(np.where(is_observed & (days % 7 == r), days, -1))
+            for r in range(7)
+        ],
+        axis=1,
+    )
+    source = last_on[origins[:, None], (origins[:, None] + ahead[None, :]) % 7]
+    naive = np.where(source >= 0, values[np.maximum(source, 0)], filled[origins][:, None]).astype(
+        np.float64
+    )
     usable = origins >= fit_from
     if fit is not None and usable.any():
         rows = origins[usable] - fit_from + 1  # states[i] = state after observation i - 1

@@ -34,7 +34,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def render(report: FuzzReport, cases_asked: int, train_seconds: float) -> str:
+def render(report: FuzzReport, cases_asked: int, train_seconds: float, load: float) -> str:
     codes = sorted({code for o in report.outcomes.values() for code in o.counts})
     header = "| RPC | cases | " + " | ".join(codes) + " |"
     rule = "|---|---:|" + "---:|" * len(codes)
@@ -61,7 +61,7 @@ def render(report: FuzzReport, cases_asked: int, train_seconds: float) -> str:
         "about 2,000 cases.",
         "",
         f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.machine()},"
-        f" {os.cpu_count()} CPUs (a shared, loaded machine when run during development):",
+        f" {os.cpu_count()} CPUs, load average {load:.1f} when the fuzzing started:",
         f"**{report.cases:,} cases** ({cases_asked:,} asked, {BATCH} at a time) across"
         f" {len(report.outcomes)} RPCs in **{report.seconds:.0f} s** ({rate:.0f} cases/s),"
         f" after {train_seconds:.0f} s of training tiny models. {verdict}",
@@ -98,11 +98,12 @@ def main(argv: list[str]) -> int:
             ports,
             processes,
         ):
+            load = os.getloadavg()[0]
             report = fuzz_mesh(
                 ports, processes, tls_dir, per_rpc, progress=lambda s: print(s, flush=True)
             )
     args.report.parent.mkdir(parents=True, exist_ok=True)
-    args.report.write_text(render(report, args.cases, train_seconds))
+    args.report.write_text(render(report, args.cases, train_seconds, load))
     print(f"{report.cases} cases in {report.seconds:.0f} s; failures: {len(report.failures)}")
     for failure in report.failures[:30]:
         print(f"  {failure}")

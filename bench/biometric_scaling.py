@@ -10,6 +10,7 @@ mood, anxiety, in that order), with the early-warning model just trained.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import statistics
 import time
 from dataclasses import dataclass
@@ -46,7 +47,12 @@ def measure_scaling(model: EarlyWarningModel | None, repeats: int = 15) -> list[
     from biometric_svc.bootstrap import TORCH_THREADS
 
     torch.set_num_threads(TORCH_THREADS)
-    cohort = generate_cohort(CohortConfig(n_patients=4, n_days=max(HISTORY_DAYS) + 20, seed=77))
+    days_needed = max(HISTORY_DAYS) + 20
+    # Ends a week ago: the service refuses samples from the future.
+    start = dt.date.today() - dt.timedelta(days=days_needed + 7)
+    cohort = generate_cohort(
+        CohortConfig(n_patients=4, n_days=days_needed, seed=77, start_date=start)
+    )
     couplings = cohort.truth.couplings
     patient_id = str(couplings.loc[couplings.coupled, "patient_id"].iloc[0])
     servicer = transport.BiometricCorrelationServicer(BiometricService(early_warning=model))

@@ -130,11 +130,15 @@ async def echo_fanout(
             await mesh.stop(0)
 
 
-def biometric_in_process(data: twin_pb2.PatientData, repeats: int) -> list[float]:
+def biometric_in_process(
+    data: twin_pb2.PatientData, repeats: int
+) -> tuple[list[float], list[float]]:
     """Milliseconds of AnalyzePatient without transport: proto -> domain -> analysis -> proto.
 
     The servicer is called directly (validation, the worker-thread hop and the
-    response building included), so only gRPC and TLS are left out.
+    response building included), so only gRPC and TLS are left out. Returns
+    wall and CPU milliseconds per call: on a shared machine the CPU time is
+    the cost of the section, the wall time includes waiting for a core.
     """
     import torch
 
@@ -148,15 +152,16 @@ def biometric_in_process(data: twin_pb2.PatientData, repeats: int) -> list[float
         patient_pseudonym=PSEUDONYM, biometrics=data.biometrics, indicators=data.symptoms
     )
 
-    async def timed() -> list[float]:
-        async def once() -> float:
-            started = time.perf_counter()
+    async def timed() -> tuple[list[float], list[float]]:
+        async def once() -> tuple[float, float]:
+            started, cpu = time.perf_counter(), time.process_time()
             await servicer.AnalyzePatient(request, None)  # type: ignore[arg-type]
-            return (time.perf_counter() - started) * 1000
+            return (time.perf_counter() - started) * 1000, (time.process_time() - cpu) * 1000
 
         for _ in range(3):
             await once()
-        return [await once() for _ in range(repeats)]
+        pairs = [await once() for _ in range(repeats)]
+        return [wall for wall, _ in pairs], [cpu for _, cpu in pairs]
 
     return asyncio.run(timed())
 
@@ -243,12 +248,13 @@ def run_workers(
 def write(
     options: Options,
     data: twin_pb2.PatientData,
-    section_ms: list[float],
+    section: tuple[list[float], list[float]],
     fanout: dict[int, LoadResult],
     runs: list[WorkerRun],
 ) -> str:
     top = max(options.callers)
     quota = default_workers()
+    section_ms, section_cpu_ms = section
     lines = [
         "# Orchestrator benchmark",
         "",
@@ -266,8 +272,9 @@ def write(
         "",
         "AnalyzePatient without transport (protobuf to arrays, one-pass analysis with the "
         "early warning, responses built), "
-        f"{len(section_ms)} calls: p50 {statistics.median(section_ms):.1f} ms, "
-        f"min {min(section_ms):.1f} ms.",
+        f"{len(section_ms)} calls: wall p50 {statistics.median(section_ms):.1f} ms "
+        f"(min {min(section_ms):.1f} ms), CPU p50 {statistics.median(section_cpu_ms):.1f} ms "
+        "(process CPU time: what the section costs when a core is free).",
         "",
         "## Bare 3-way grpc.aio fan-out (transport floor, same payload)",
         "",
@@ -309,8 +316,9 @@ def write(
         f"- p50 at {min(options.callers)} caller: {single:.1f} ms (best row); target <= 60 ms: "
         + ("met" if single <= 60 else "NOT met"),
         f"- errors: {errors}; target 0: " + ("met" if errors == 0 else "NOT met"),
-        f"- biometric section in process p50: {statistics.median(section_ms):.1f} ms; "
-        "target <= 30 ms: " + ("met" if statistics.median(section_ms) <= 30 else "NOT met"),
+        f"- biometric section in process p50: {statistics.median(section_ms):.1f} ms wall, "
+        f"{statistics.median(section_cpu_ms):.1f} ms CPU; target <= 30 ms (wall): "
+        + ("met" if statistics.median(section_ms) <= 30 else "NOT met"),
         "",
     ]
     text = "\n".join(lines)
@@ -372,7 +380,7 @@ def main(argv: list[str]) -> int:
     data = patient_data(cohort, str(cohort.patients.patient_id.iloc[0]), history_days=options.days)
     request = twin_pb2.GenerateInsightsRequest(patient_id="BENCH-0001", data=data)
     print("biometric section in process", flush=True)
-    section_ms = biometric_in_process(data, repeats=10 if options.seconds < 5 else 40)
+    section = biometric_in_process(data, repeats=10 if options.seconds < 5 else 40)
     print("bare fan-out", flush=True)
     fanout = asyncio.run(echo_fanout(request.SerializeToString(), options.callers, options.seconds))
     runs = []
@@ -380,7 +388,7 @@ def main(argv: list[str]) -> int:
         for workers in options.workers:
             print(f"mesh with {workers} worker(s) per service", flush=True)
             runs.append(run_workers(workers, request, options, Path(tmp) / f"w{workers}"))
-    print(write(options, data, section_ms, fanout, runs))
+    print(write(options, data, section, fanout, runs))
     print(f"written to {options.output}")
     return 0
 

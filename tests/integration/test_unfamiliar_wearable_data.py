@@ -39,7 +39,7 @@ async def test_unfamiliar_wearable_data_reach_the_response_and_a_recommendation(
     assert "resting heart rate" in warning.out_of_distribution_reason
     rules = {r.rule_id: r for r in replies["unfamiliar"].recommendations}
     assert "early-warning-unfamiliar-data" in rules
-    assert "resting heart rate" in rules["early-warning-unfamiliar-data"].rationale
+    assert rules["early-warning-unfamiliar-data"].rationale.startswith("Resting heart rate")
     assert "early-warning-unfamiliar-data" not in {
         r.rule_id for r in replies["familiar"].recommendations
     }

@@ -51,7 +51,7 @@ from twin_orchestrator.report_plots import (
     risk_timeline,
     to_datetime,
 )
-from twin_orchestrator.triggers import trend_words
+from twin_orchestrator.triggers import trend_evidence, trend_words
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -490,8 +490,7 @@ def _trend(forecast: forecasting_pb2.InstrumentForecast) -> dict[str, str]:
     return {
         "words": trend_words(trend),
         "slope": f"{trend.slope_per_week:+.1f}",
-        "p_value": f"{trend.p_value:.3g}",
-        "significance": "significant" if trend.significant else "not significant",
+        "evidence": trend_evidence(trend, digits=1),
     }
 
 

@@ -14,6 +14,7 @@ from twin_orchestrator.triggers import (
     SECTION_NAMES,
     phenotype_name,
     risk_level_name,
+    trend_evidence,
     trend_words,
 )
 
@@ -112,7 +113,7 @@ def format_insights(response: twin_pb2.GenerateInsightsResponse) -> str:
 
 
 def _trend(trend: forecasting_pb2.Trend) -> str:
-    return f"{trend_words(trend)} ({trend.slope_per_week:+.2f}/week, p={trend.p_value:.3f})"
+    return f"{trend_words(trend)} ({trend.slope_per_week:+.2f}/week; {trend_evidence(trend)})"
 
 
 def format_progress(response: twin_pb2.GetPatientProgressResponse) -> str:

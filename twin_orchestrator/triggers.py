@@ -62,6 +62,19 @@ def trend_words(trend: forecasting_pb2.Trend) -> str:
     )
 
 
+def trend_evidence(trend: forecasting_pb2.Trend, digits: int = 2) -> str:
+    """The uncertainty a reader needs beside the slope: the 90 % interval of the slope
+    and how many scores it rests on (the interval decides the direction, so a bare
+    p-value would mislead); a trend without them (older responses) keeps its p-value."""
+    if trend.scores > 0:
+        lower, upper = trend.slope_lower_per_week, trend.slope_upper_per_week
+        scores = "score" if trend.scores == 1 else "scores"
+        interval = f"{lower:+.{digits}f} to {upper:+.{digits}f}/week"
+        return f"90% interval {interval} from {trend.scores} {scores}"
+    significance = "significant" if trend.significant else "not significant"
+    return f"p = {trend.p_value:.3g}, {significance}"
+
+
 @dataclass(frozen=True)
 class Match:
     fields: dict[str, Any]

@@ -12,6 +12,7 @@ from novamind.forecasting.v1 import forecasting_pb2
 from tests.unit.twin import report_fixtures as fx
 from tests.unit.twin.test_report import parse
 from twin_orchestrator.report import render_report
+from twin_orchestrator.summary import format_insights
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 HOSTILE = '<script>alert("pwn")</script><img src=x onerror=alert(1)>'
@@ -95,6 +96,24 @@ def test_a_trend_that_is_not_significant_is_not_called_worsening() -> None:
     trend.significant = False
     forecast = parse(_render(response)).section("forecast")
     assert "Trend: no clear change, -0.3 points per week (p = 0.4, not significant)" in forecast
+
+
+def test_a_trend_states_its_interval_and_evidence_not_a_bare_p_value() -> None:
+    # The direction is decided by the 90 % slope interval, so a "worsening" trend with
+    # p = 0.054 must not be printed beside that p-value alone.
+    response = fx.insights_response()
+    trend = response.forecast.forecast.forecasts[0].trend
+    trend.p_value = 0.054
+    trend.slope_lower_per_week, trend.slope_upper_per_week, trend.scores = 0.12, 2.16, 6
+    forecast = parse(_render(response)).section("forecast")
+    assert (
+        "Trend: worsening, +1.1 points per week (90% interval +0.1 to +2.2/week from 6 scores)"
+        in forecast
+    )
+    assert "p = 0.054" not in forecast
+    text = format_insights(response)
+    assert "worsening (+1.10/week; 90% interval +0.12 to +2.16/week from 6 scores)" in text
+    assert "p=0.054" not in text
 
 
 def test_correlations_without_a_key_indicator_say_no_evidence() -> None:

@@ -64,17 +64,7 @@ async def measure(
 
     wall = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    elapsed = time.perf_counter() - wall
-    values = np.array(latencies) if latencies else np.array([float("nan")])
-    return LoadResult(
-        concurrency=concurrency,
-        calls=calls,
-        errors=errors,
-        p50_ms=float(statistics.median(values)),
-        p90_ms=float(np.percentile(values, 90)),
-        p99_ms=float(np.percentile(values, 99)),
-        throughput_per_s=len(latencies) / elapsed if elapsed > 0 else float("nan"),
-    )
+    return _load_result(concurrency, calls, errors, latencies, time.perf_counter() - wall)
 
 
 async def measure_for(
@@ -110,11 +100,17 @@ async def measure_for(
             latencies.append((time.perf_counter() - started) * 1000)
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    elapsed = time.perf_counter() - wall
+    return _load_result(concurrency, started_calls, errors, latencies, time.perf_counter() - wall)
+
+
+def _load_result(
+    concurrency: int, calls: int, errors: int, latencies: list[float], elapsed: float
+) -> LoadResult:
+    """Percentiles of the timed (successful) calls and their rate over the whole run."""
     values = np.array(latencies) if latencies else np.array([float("nan")])
     return LoadResult(
         concurrency=concurrency,
-        calls=started_calls,
+        calls=calls,
         errors=errors,
         p50_ms=float(statistics.median(values)),
         p90_ms=float(np.percentile(values, 90)),

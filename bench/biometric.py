@@ -58,6 +58,7 @@ from biometric_svc.train import main as train_main
 from biometric_svc.training_data import synthetic_patients
 from biometric_svc.validation import DEFAULT_LOOKBACK_DAYS
 from common.artifacts import ArtifactError, ArtifactManifest, ArtifactStore
+from common.biometric_metrics import METRICS as ACCEPTED_METRICS
 from common.certs import generate_dev_pki
 from common.channels import mesh_channel
 from common.launcher import ServiceProcess, clean_env, start_service, wait_healthy
@@ -105,7 +106,8 @@ def _daily(cohort: Cohort, patient_id: str, lookback: int) -> DailySeries:
     sym = cohort.symptoms[cohort.symptoms.patient_id == patient_id].tail(lookback)
     return DailySeries(
         dates=pd.DatetimeIndex(bio["date"]),
-        biometrics=bio[list(METRICS)].to_numpy(np.float64),
+        # The service's columns: the worlds generate no heart rate or SDNN, left empty.
+        biometrics=bio.reindex(columns=list(ACCEPTED_METRICS)).to_numpy(np.float64),
         indicators=sym[list(INSTRUMENTS)].to_numpy(np.float64),
     )
 
@@ -277,7 +279,8 @@ def anomaly_benchmark(cohort: Cohort, patients: int, seed: int = 99) -> list[Ano
         values[:, efficiency] = np.clip(values[:, efficiency], 0.0, 1.0)
         values = np.where(np.isnan(values), np.nan, np.maximum(values, 0.0))
         artefact = np.isin(dates, artefacts.loc[artefacts.patient_id == patient_id, "date"])
-        report = detect_anomalies(values, dates, 28)
+        unsupplied = np.full((days, len(ACCEPTED_METRICS) - len(METRICS)), np.nan)
+        report = detect_anomalies(np.hstack([values, unsupplied]), dates, 28)
         flagged = np.isin(dates, pd.DatetimeIndex([pd.Timestamp(a.date) for a in report.anomalies]))
         for name, truth in (("single", single), ("multi", multi), ("artefact", artefact)):
             kinds[name].append((truth, flagged))

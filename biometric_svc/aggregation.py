@@ -1,8 +1,9 @@
 """Samples at any granularity -> one row per UTC calendar day.
 
 The daily rules are those of the CSV loaders (``common.datasets``): sleep
-duration, steps and active minutes are summed over the day, resting heart
-rate, HRV and sleep efficiency averaged; indicator scores are averaged per day.
+duration, steps and active minutes are summed over the day, heart rate
+(resting or any), HRV (RMSSD, SDNN) and sleep efficiency averaged; indicator
+scores are averaged per day.
 Requests carry UTC timestamps without the patient's offset, so days are UTC
 days. A day without any sample of a metric is NaN: missing, never zero.
 """
@@ -17,8 +18,9 @@ import numpy.typing as npt
 import pandas as pd
 
 from biometric_svc.domain import BiometricSamples, IndicatorObservations
+from common.biometric_metrics import METRICS
 from common.datasets import ADDITIVE_METRICS
-from common.synthetic import INSTRUMENTS, METRICS
+from common.synthetic import INSTRUMENTS
 
 FloatArray = npt.NDArray[np.float64]
 

@@ -35,7 +35,7 @@ from biometric_svc.domain import (
 )
 from biometric_svc.models.isolation_forest import MIN_DAYS as FOREST_MIN_DAYS
 from biometric_svc.models.isolation_forest import isolation_scores
-from common.synthetic import METRICS
+from common.biometric_metrics import METRICS
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -55,11 +55,15 @@ MIN_DAYS_WITH_DATA: Final = 14
 
 
 def missing_spans(biometrics: FloatArray, dates: pd.DatetimeIndex) -> tuple[MissingSpan, ...]:
-    """Runs of days without a metric, between the first and the last day with any data."""
+    """Runs of days without a metric, between the first and the last day with any data.
+
+    A metric the patient never supplied has no gaps, only absence: a wearable
+    without an SDNN reading is not a wearable with a 180-day SDNN outage.
+    """
     spans: list[MissingSpan] = []
     for j, name in enumerate(METRICS):
         missing = ~np.isfinite(biometrics[:, j])
-        if not missing.any():
+        if not missing.any() or missing.all():
             continue
         edges = np.diff(np.concatenate([[0], missing.astype(np.int8), [0]]))
         starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1

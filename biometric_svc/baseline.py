@@ -23,7 +23,7 @@ import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
 from biometric_svc.domain import MetricBaseline
-from common.synthetic import METRICS
+from common.biometric_metrics import METRICS
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -36,7 +36,7 @@ MIN_BASELINE_DAYS: Final = 7
 #: The MAD looks back this many baseline windows (see ``trailing_baseline``).
 SCALE_WINDOWS: Final = 3
 #: Metrics whose z-scores are computed on log1p values.
-LOG_SCALE_METRICS: Final = frozenset({"hrv_rmssd", "steps", "active_minutes"})
+LOG_SCALE_METRICS: Final = frozenset({"hrv_rmssd", "hrv_sdnn", "steps", "active_minutes"})
 #: Smallest MAD used for z-scores: in the metric's unit, or in log units for LOG_SCALE_METRICS.
 MAD_FLOOR: Final[dict[str, float]] = {
     "resting_heart_rate": 1.0,
@@ -45,6 +45,8 @@ MAD_FLOOR: Final[dict[str, float]] = {
     "sleep_efficiency": 0.01,
     "steps": 0.03,
     "active_minutes": 0.05,
+    "heart_rate": 1.0,
+    "hrv_sdnn": 0.03,
 }
 #: Smallest MAD used for thresholds on the natural scale (monitoring plan).
 NATURAL_MAD_FLOOR: Final[dict[str, float]] = {
@@ -54,6 +56,8 @@ NATURAL_MAD_FLOOR: Final[dict[str, float]] = {
     "sleep_efficiency": 0.01,
     "steps": 250.0,
     "active_minutes": 3.0,
+    "heart_rate": 1.0,
+    "hrv_sdnn": 2.0,
 }
 
 

@@ -56,14 +56,15 @@ from biometric_svc.domain import (
     KeyIndicator,
     LaggedCorrelation,
 )
-from common.synthetic import INSTRUMENTS, METRICS
+from common.biometric_metrics import METRICS
+from common.synthetic import INSTRUMENTS
 
 _LOGGER = logging.getLogger(__name__)
 
 FloatArray = npt.NDArray[np.float64]
 
 #: Metrics analysed on a log scale (right-skewed, change multiplicatively).
-LOG_METRICS: Final = frozenset({"hrv_rmssd", "steps", "active_minutes"})
+LOG_METRICS: Final = frozenset({"hrv_rmssd", "hrv_sdnn", "steps", "active_minutes"})
 #: Metrics whose label is plural ("active minutes fall").
 PLURAL_METRICS: Final = frozenset({"active_minutes"})
 #: Fewest paired days a lag needs to be tested.

@@ -15,7 +15,7 @@ import numpy as np
 
 from biometric_svc.aggregation import DailySeries
 from biometric_svc.domain import DataCoverage, MetricCoverage, Reliability
-from common.synthetic import METRICS
+from common.biometric_metrics import METRICS
 
 HIGH_PAIRED_DAYS: Final = 60
 MODERATE_PAIRED_DAYS: Final = 30

@@ -2,9 +2,9 @@
 
 Inputs arrive column-wise (one numpy array per field) because a request may
 carry hundreds of thousands of minute-level samples; results are small frozen
-dataclasses. Metric and instrument names are those of ``common.synthetic``
-(``METRICS``, ``INSTRUMENTS``), which are also the column names of the daily
-frames.
+dataclasses. Metric names are those of ``common.biometric_metrics.METRICS`` and
+instrument names those of ``common.synthetic.INSTRUMENTS``, which are also the
+column names of the daily frames.
 """
 
 from __future__ import annotations
@@ -30,11 +30,13 @@ UNKNOWN: Final = -1
 #: Human names used in readings and reasons.
 METRIC_LABELS: Final[dict[str, str]] = {
     "resting_heart_rate": "resting heart rate",
-    "hrv_rmssd": "HRV",
+    "hrv_rmssd": "HRV (RMSSD)",
     "sleep_duration": "sleep duration",
     "sleep_efficiency": "sleep efficiency",
     "steps": "step count",
     "active_minutes": "active minutes",
+    "heart_rate": "heart rate",
+    "hrv_sdnn": "HRV (SDNN)",
 }
 INSTRUMENT_LABELS: Final[dict[str, str]] = {
     "phq9": "PHQ-9",
@@ -236,6 +238,8 @@ class EarlyWarning:
     out_of_distribution_reason: str = ""
     #: Largest distance beyond the training range, in units of the range's width.
     training_distance: float = 0.0
+    #: Metrics the patient supplied that the model takes no input from (early_warning.py).
+    unused_metrics: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,13 @@ Levels are multiples of the training cohort's base rate of an onset within 7
 days (a relative risk, which stays meaningful when the model is retrained on a
 cohort with a different relapse rate): ELEVATED from 2x, HIGH from 4x,
 CRITICAL from 8x, each capped so that CRITICAL is reachable.
+
+The model sees the metrics it was trained on, those the synthetic worlds
+generate (``common.synthetic.METRICS``). Heart rate at any time of day and
+HRV as SDNN are not among them: no world generates them, so a model given
+them would meet inputs it never learnt. They are left out of its input, the
+warning lists them in ``unused_metrics`` and says so in its detail, and the
+analyses without a trained model (correlations, anomalies, the plan) use them.
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ from biometric_svc.features import (
 from biometric_svc.models.lstm_attention import AttentionLSTM, AttentionLSTMConfig
 from common import wording
 from common.artifacts import ArtifactError, ArtifactManifest, LoadedArtifact
+from common.biometric_metrics import METRICS as ACCEPTED_METRICS
 from common.synthetic import METRICS
 from common.tracing import model_span
 
@@ -61,6 +69,13 @@ MIN_RECENT_DAYS_WITH_DATA: Final = 7
 MAX_DRIVERS: Final = 5
 #: Risk ratios (probability / base rate) where the levels start.
 LEVEL_RATIOS: Final = (("elevated", 2.0), ("high", 4.0), ("critical", 8.0))
+#: Columns of the model's metrics (METRICS) in the service's daily arrays (ACCEPTED_METRICS).
+MODEL_COLUMNS: Final = np.array([ACCEPTED_METRICS.index(m) for m in METRICS], dtype=np.int64)
+#: Accepted metrics the model takes no input from, by their daily-array column.
+_NOT_MODELLED: Final = tuple(
+    (j, name) for j, name in enumerate(ACCEPTED_METRICS) if name not in METRICS
+)
+_MODEL_INPUTS: Final = ", ".join(METRIC_LABELS[m] for m in METRICS)
 
 
 @dataclass(frozen=True)
@@ -121,7 +136,7 @@ def unavailable_warning(reason: str = "not trained") -> EarlyWarning:
     )
 
 
-def insufficient_warning(detail: str) -> EarlyWarning:
+def insufficient_warning(detail: str, unused_metrics: tuple[str, ...] = ()) -> EarlyWarning:
     return EarlyWarning(
         level=None,
         probability=0.0,
@@ -129,6 +144,23 @@ def insufficient_warning(detail: str) -> EarlyWarning:
         drivers=(),
         insufficient_data=True,
         detail=detail,
+        unused_metrics=unused_metrics,
+    )
+
+
+def unused_metrics(biometrics: FloatArray) -> tuple[str, ...]:
+    """The supplied metrics (any day with data) that the model takes no input from."""
+    return tuple(name for j, name in _NOT_MODELLED if np.isfinite(biometrics[:, j]).any())
+
+
+def _unused_note(unused: tuple[str, ...]) -> str:
+    if not unused:
+        return ""
+    names = " and ".join(METRIC_LABELS[m] for m in unused)
+    verb = "is" if len(unused) == 1 else "are"
+    return (
+        f"; {names} {verb} not among the model's inputs ({_MODEL_INPUTS}), as no training "
+        "world has them, and count in correlations, anomalies and the plan only"
     )
 
 
@@ -216,7 +248,10 @@ class EarlyWarningModel:
 
     def warn(self, daily: DailySeries, key_indicators: tuple[KeyIndicator, ...]) -> EarlyWarning:
         recent = daily.tail(HISTORY_DAYS)
-        has_data = np.asarray(np.isfinite(recent.biometrics).any(axis=1), dtype=np.bool_)
+        unused = unused_metrics(recent.biometrics)
+        note = _unused_note(unused)
+        model_bio = recent.biometrics[:, MODEL_COLUMNS]
+        has_data = np.asarray(np.isfinite(model_bio).any(axis=1), dtype=np.bool_)
         if (
             has_data.sum() < MIN_HISTORY_DAYS_WITH_DATA
             or has_data[-RECENT_DAYS:].sum() < MIN_RECENT_DAYS_WITH_DATA
@@ -224,15 +259,17 @@ class EarlyWarningModel:
             return insufficient_warning(
                 f"needs biometrics on at least {MIN_HISTORY_DAYS_WITH_DATA} of the last "
                 f"{HISTORY_DAYS} days, {MIN_RECENT_DAYS_WITH_DATA} of them in the last "
-                f"{RECENT_DAYS}"
+                f"{RECENT_DAYS}{note}",
+                unused,
             )
-        bio = _front_pad(recent.biometrics, HISTORY_DAYS)
+        bio = _front_pad(model_bio, HISTORY_DAYS)
         ind = _front_pad(recent.indicators, HISTORY_DAYS)
         windows = patient_windows(bio, ind, np.array([HISTORY_DAYS - 1]))
         if windows[0, :, N_METRICS : 2 * N_METRICS].all():
             return insufficient_warning(
                 f"no metric has the {BASELINE_DAYS}-day personal baseline the model compares "
-                "recent days against"
+                f"recent days against{note}",
+                unused,
             )
         version = self.manifest.version if self.manifest else ""
         with model_span(ARTIFACT_NAME, version, batch_size=1):
@@ -250,6 +287,7 @@ class EarlyWarningModel:
         )
         if lead:
             detail += f"; the patient's leading biometrics point to ~{lead} days of warning"
+        detail += note
         shift = None
         if self.distribution is not None:
             summary = window_summaries(bio, windows, np.array([HISTORY_DAYS - 1]))
@@ -264,6 +302,7 @@ class EarlyWarningModel:
             out_of_distribution=shift is not None and shift.out_of_distribution,
             out_of_distribution_reason=shift.reason if shift is not None else "",
             training_distance=shift.distance if shift is not None else 0.0,
+            unused_metrics=unused,
         )
 
     def _drivers(

@@ -41,7 +41,7 @@ from biometric_svc.domain import (
     Reliability,
 )
 from biometric_svc.validation import DEFAULT_BASELINE_WINDOW_DAYS
-from common.synthetic import METRICS
+from common.biometric_metrics import METRICS
 
 KEY_ALERT_SD: Final = 2.0
 OTHER_ALERT_SD: Final = 3.0
@@ -56,6 +56,8 @@ _PHYSICAL_RANGE: Final[dict[str, tuple[float, float]]] = {
     "sleep_efficiency": (0.0, 1.0),
     "steps": (0.0, 100_000.0),
     "active_minutes": (0.0, 1_440.0),
+    "heart_rate": (25.0, 250.0),
+    "hrv_sdnn": (1.0, 500.0),
 }
 _DECIMALS: Final[dict[str, int]] = {
     "resting_heart_rate": 1,
@@ -64,6 +66,8 @@ _DECIMALS: Final[dict[str, int]] = {
     "sleep_efficiency": 3,
     "steps": 0,
     "active_minutes": 0,
+    "heart_rate": 1,
+    "hrv_sdnn": 1,
 }
 _UNITS: Final[dict[str, str]] = {
     "resting_heart_rate": " bpm",
@@ -72,6 +76,8 @@ _UNITS: Final[dict[str, str]] = {
     "sleep_efficiency": "",
     "steps": " steps",
     "active_minutes": " min",
+    "heart_rate": " bpm",
+    "hrv_sdnn": " ms",
 }
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from typing import Final
+from typing import Final, cast
 
 import grpc
 import numpy as np
@@ -17,9 +17,10 @@ from google.protobuf import timestamp_pb2
 
 from biometric_svc import domain
 from biometric_svc.service import BiometricService
+from common.biometric_metrics import METRICS
 from common.proto_convert import model_info_from_manifest, to_timestamp
 from common.server import ServiceDefinition
-from common.synthetic import INSTRUMENTS, METRICS
+from common.synthetic import INSTRUMENTS
 from novamind.biometric.v1 import biometric_pb2, biometric_pb2_grpc
 from novamind.common.v1 import common_pb2
 
@@ -174,6 +175,9 @@ def correlation_response(
     target.out_of_distribution = warning.out_of_distribution
     target.out_of_distribution_reason = warning.out_of_distribution_reason
     target.training_distance = warning.training_distance
+    target.unused_metrics.extend(
+        cast(common_pb2.BiometricMetric, _METRIC_ENUM[name]) for name in warning.unused_metrics
+    )
     for driver in warning.drivers:
         added = target.drivers.add(
             metric=_METRIC_ENUM[driver.metric],

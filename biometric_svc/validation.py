@@ -23,6 +23,7 @@ from biometric_svc.domain import (
     BiometricSamples,
     IndicatorObservations,
 )
+from common.biometric_metrics import METRICS
 from common.datasets import DAILY_LIMITS, READING_RANGES
 from common.errors import ValidationCollector
 from common.limits import (
@@ -32,7 +33,7 @@ from common.limits import (
     MAX_INDICATORS,
 )
 from common.pseudonym import is_pseudonym
-from common.synthetic import INSTRUMENT_RANGES, INSTRUMENTS, METRICS
+from common.synthetic import INSTRUMENT_RANGES, INSTRUMENTS
 
 BoolArray = npt.NDArray[np.bool_]
 

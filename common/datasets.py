@@ -28,7 +28,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from common.synthetic import INSTRUMENT_RANGES, INSTRUMENTS, METRICS, Cohort
+from common.biometric_metrics import METRICS
+from common.synthetic import INSTRUMENT_RANGES, INSTRUMENTS, Cohort
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -56,6 +57,11 @@ READING_RANGES: Final[Mapping[str, tuple[float, float]]] = {
     "resting_heart_rate": (25.0, 250.0),
     "hrv_rmssd": (1.0, 500.0),
     "sleep_efficiency": (0.0, 1.0),
+    "heart_rate": (25.0, 250.0),
+    # SDNN norms: 32-93 ms over 5-min recordings (Nunan et al., Pacing Clin Electrophysiol
+    # 2010;33:1407), 141 +/- 39 ms over 24 h (Task Force of the ESC and NASPE, Circulation
+    # 1996;93:1043); 1..500 keeps every real recording length and rejects unit slips (s, us).
+    "hrv_sdnn": (1.0, 500.0),
 }
 _GRANULARITY_HOURS: Final[Mapping[str, float]] = {"minute": 1.0 / 60.0, "hour": 1.0, "day": 24.0}
 _MAX_DOSE_MG: Final = 10_000.0
@@ -678,8 +684,10 @@ def cohort_to_csvs(cohort: Cohort, directory: PathLike) -> dict[str, Path]:
         }
     ).to_csv(paths["symptoms"], index=False)
 
+    # A synthetic cohort has no column for the metrics only real devices supply.
+    present = [m for m in METRICS if m in cohort.biometrics.columns]
     biometrics = cohort.biometrics.melt(
-        id_vars=["patient_id", "date"], value_vars=list(METRICS), var_name="metric"
+        id_vars=["patient_id", "date"], value_vars=present, var_name="metric"
     ).dropna(subset=["value"])
     pd.DataFrame(
         {

@@ -76,7 +76,13 @@ async def test_all_rpcs_on_a_coupled_patient(settings, pki_dir, cohort):
     assert key.metric == lead_metric and abs(key.lead_days - int(row.lag_days)) <= 1
     assert len(analysis.correlations) == 24
     assert analysis.reliability == biometric_pb2.RELIABILITY_GRADE_HIGH
-    assert analysis.coverage.window_days == 150 and len(analysis.coverage.metrics) == 6
+    assert analysis.coverage.window_days == 150 and len(analysis.coverage.metrics) == 8
+    # The synthetic patient has no heart rate or SDNN: listed with no days, not left out.
+    unsupplied = {m.metric: m.days_with_data for m in analysis.coverage.metrics[6:]}
+    assert unsupplied == {
+        common_pb2.BIOMETRIC_METRIC_HEART_RATE: 0,
+        common_pb2.BIOMETRIC_METRIC_HRV_SDNN: 0,
+    }
     best = analysis.correlations[0]
     assert best.significant and best.q_value < 0.05 and len(best.profile) == 15
     warning = analysis.early_warning

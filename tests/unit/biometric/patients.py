@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from biometric_svc.domain import BiometricSamples, IndicatorObservations
+from common.biometric_metrics import METRICS as ACCEPTED_METRICS
 from common.proto_convert import to_timestamp
 from common.synthetic import INSTRUMENTS, METRICS, Cohort
 from novamind.common.v1 import common_pb2
@@ -82,7 +83,10 @@ def sample_arrays(
     """Samples from (metric, UTC time, value, granularity) tuples; unknown names map to -1."""
     granularities = ("minute", "hour", "day")
     return BiometricSamples(
-        metric=np.array([METRICS.index(m) if m in METRICS else -1 for m, *_ in rows], np.int64),
+        metric=np.array(
+            [ACCEPTED_METRICS.index(m) if m in ACCEPTED_METRICS else -1 for m, *_ in rows],
+            np.int64,
+        ),
         measured_at_ns=np.array(
             [int(t.timestamp()) * 10**9 + t.microsecond * 1000 for _, t, _, _ in rows], np.int64
         ),

@@ -72,8 +72,9 @@ from biometric_svc.models.isolation_forest import (
     average_path_length,
 )
 from biometric_svc.models.isolation_forest import MIN_DAYS as FOREST_MIN_DAYS
+from common.biometric_metrics import METRICS
 from common.datasets import biometrics_to_daily, symptoms_to_daily
-from common.synthetic import INSTRUMENTS, METRICS
+from common.synthetic import INSTRUMENTS
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]

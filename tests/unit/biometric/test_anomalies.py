@@ -9,7 +9,7 @@ import pytest
 from biometric_svc.anomalies import detect_anomalies
 from biometric_svc.baseline import MAD_TO_SD, daily_baseline, trailing_baseline
 from biometric_svc.domain import AnomalySeverity, DetectionMethod
-from common.synthetic import METRICS
+from common.biometric_metrics import METRICS
 
 DAYS = 120
 DATES = pd.date_range("2026-01-05", periods=DAYS, freq="D")  # a Monday
@@ -27,7 +27,8 @@ def _clean_series(seed: int = 0) -> np.ndarray:
         "steps": 9000 * np.where(WEEKEND, 0.45, 1.0) * np.exp(rng.normal(0, 0.1, DAYS)),
         "active_minutes": 35 * np.exp(rng.normal(0, 0.12, DAYS)),
     }
-    return np.column_stack([columns[m] for m in METRICS])
+    # Heart rate and SDNN are not supplied, as from a wearable that does not report them.
+    return np.column_stack([columns.get(m, np.full(DAYS, np.nan)) for m in METRICS])
 
 
 def test_trailing_baseline_uses_only_earlier_days_of_the_same_type():

@@ -35,11 +35,14 @@ def test_demo_patient_round_trips_field_by_field(demo_data):
     for field in demo_data.DESCRIPTOR.fields:
         assert getattr(back.data, field.name) == getattr(demo_data, field.name), field.name
     assert back.data == demo_data
-    # The demo patient has data in every field the round trip covers.
+    # The demo patient has data in every field the round trip covers, and every metric
+    # the synthetic worlds generate (heart rate and SDNN: test_clinic_metrics_round_trip).
     assert demo_data.medication_events and demo_data.current_medications
     assert demo_data.genotype.diplotypes and demo_data.genotype.hla_results
     assert {b.metric for b in demo_data.biometrics} == set(common_pb2.BiometricMetric.values()) - {
-        common_pb2.BIOMETRIC_METRIC_UNSPECIFIED
+        common_pb2.BIOMETRIC_METRIC_UNSPECIFIED,
+        common_pb2.BIOMETRIC_METRIC_HEART_RATE,
+        common_pb2.BIOMETRIC_METRIC_HRV_SDNN,
     }
     assert not back.report.unknown_codes and not back.report.not_used
 

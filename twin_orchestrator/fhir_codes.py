@@ -15,11 +15,13 @@ Sources (see docs/data-formats.md, "FHIR R4" for the full table):
   CYP2C19 HGNC:2621, HLA-A HGNC:4931, HLA-B HGNC:4932) and HGNC (CYP2C9
   HGNC:2623, CYP2B6 HGNC:2615).
 
-No LOINC code was found for the mesh's 0-10 daily self-ratings of mood
-(10 = best) and anxiety (10 = worst), nor for HRV as RMSSD, sleep efficiency,
-active minutes or prior failed antidepressant trials, so those live in the
-project's own code system (``NOVAMIND_SYSTEM``). A code from any other system
-is reported as unknown, never guessed.
+Heart rate (8867-4, any time of day) and resting heart rate (40443-4) map to
+two metrics, as do HRV as SDNN (80404-7) and as RMSSD: one is never
+substituted for the other. No LOINC code was found for the mesh's 0-10 daily
+self-ratings of mood (10 = best) and anxiety (10 = worst), nor for HRV as
+RMSSD, sleep efficiency, active minutes or prior failed antidepressant trials,
+so those live in the project's own code system (``NOVAMIND_SYSTEM``). A code
+from any other system is reported as unknown, never guessed.
 """
 
 from __future__ import annotations
@@ -77,7 +79,9 @@ SLEEP_EFFICIENCY: Final = (NOVAMIND_SYSTEM, "sleep-efficiency")
 ACTIVE_MINUTES: Final = (NOVAMIND_SYSTEM, "active-minutes")
 
 BIOMETRIC_CODES: Final[dict[tuple[str, str], int]] = {
+    HEART_RATE: common_pb2.BIOMETRIC_METRIC_HEART_RATE,
     RESTING_HEART_RATE: common_pb2.BIOMETRIC_METRIC_RESTING_HEART_RATE,
+    HRV_SDNN: common_pb2.BIOMETRIC_METRIC_HRV_SDNN,
     HRV_RMSSD: common_pb2.BIOMETRIC_METRIC_HRV_RMSSD,
     STEPS_24H: common_pb2.BIOMETRIC_METRIC_STEPS,
     STEPS_PEDOMETER: common_pb2.BIOMETRIC_METRIC_STEPS,
@@ -93,18 +97,17 @@ BIOMETRIC_EXPORT_CODES: Final[dict[int, tuple[str, str, str]]] = {
     common_pb2.BIOMETRIC_METRIC_SLEEP_DURATION: (*SLEEP_DURATION, "Sleep duration"),
     common_pb2.BIOMETRIC_METRIC_SLEEP_EFFICIENCY: (*SLEEP_EFFICIENCY, "Sleep efficiency"),
     common_pb2.BIOMETRIC_METRIC_ACTIVE_MINUTES: (*ACTIVE_MINUTES, "Active minutes"),
+    common_pb2.BIOMETRIC_METRIC_HEART_RATE: (*HEART_RATE, "Heart rate"),
+    common_pb2.BIOMETRIC_METRIC_HRV_SDNN: (
+        *HRV_SDNN,
+        "R-R interval.standard deviation (Heart rate variability)",
+    ),
 }
-
-#: Codes read and unit-checked but deliberately not used, with the reason shown to the user.
-RECOGNIZED_NOT_USED: Final[dict[tuple[str, str], str]] = {
-    HEART_RATE: (
-        "heart rate (8867-4) is not a resting heart rate; the mesh uses resting heart rate"
-        " (40443-4)"
-    ),
-    HRV_SDNN: (
-        "HRV as SDNN (80404-7) is a different statistic from the RMSSD the mesh models;"
-        " it is not substituted"
-    ),
+#: Observation category of each exported metric: 8867-4 is one of the FHIR R4 Vital Signs
+#: profile's codes, which requires category vital-signs (hl7.org/fhir/R4/observation-vitalsigns);
+#: the others are activity (device) observations.
+BIOMETRIC_EXPORT_CATEGORY: Final[dict[int, str]] = {
+    common_pb2.BIOMETRIC_METRIC_HEART_RATE: "vital-signs",
 }
 
 # --- clinical profile ----------------------------------------------------------------

@@ -114,7 +114,9 @@ _SEX = {
     "unknown": common_pb2.SEX_UNSPECIFIED,
 }
 _BIOMETRIC_UNIT_KIND: dict[int, str] = {
+    common_pb2.BIOMETRIC_METRIC_HEART_RATE: "heart_rate",
     common_pb2.BIOMETRIC_METRIC_RESTING_HEART_RATE: "heart_rate",
+    common_pb2.BIOMETRIC_METRIC_HRV_SDNN: "hrv",
     common_pb2.BIOMETRIC_METRIC_HRV_RMSSD: "hrv",
     common_pb2.BIOMETRIC_METRIC_STEPS: "steps",
     common_pb2.BIOMETRIC_METRIC_SLEEP_DURATION: "sleep_duration",
@@ -122,14 +124,15 @@ _BIOMETRIC_UNIT_KIND: dict[int, str] = {
     common_pb2.BIOMETRIC_METRIC_ACTIVE_MINUTES: "active_minutes",
 }
 _METRIC_LABELS: dict[int, str] = {
+    common_pb2.BIOMETRIC_METRIC_HEART_RATE: "heart rate",
     common_pb2.BIOMETRIC_METRIC_RESTING_HEART_RATE: "resting heart rate",
+    common_pb2.BIOMETRIC_METRIC_HRV_SDNN: "HRV (SDNN)",
     common_pb2.BIOMETRIC_METRIC_HRV_RMSSD: "HRV (RMSSD)",
     common_pb2.BIOMETRIC_METRIC_STEPS: "steps",
     common_pb2.BIOMETRIC_METRIC_SLEEP_DURATION: "sleep duration",
     common_pb2.BIOMETRIC_METRIC_SLEEP_EFFICIENCY: "sleep efficiency",
     common_pb2.BIOMETRIC_METRIC_ACTIVE_MINUTES: "active minutes",
 }
-_RECOGNIZED_UNIT_KIND = {codes.HEART_RATE: "heart_rate", codes.HRV_SDNN: "hrv"}
 _GRANULARITY_BY_SPAN = {
     timedelta(minutes=1): common_pb2.SAMPLE_GRANULARITY_MINUTE,
     timedelta(hours=1): common_pb2.SAMPLE_GRANULARITY_HOUR,
@@ -535,10 +538,6 @@ class _Mapper:
                     raise entry.error("value[x]", "must be a whole number within 0..20")
                 self.data.clinical.prior_treatment_failures = int(count)
                 self.report.mapped["prior failed antidepressant trials"] += 1
-                return
-            if key in codes.RECOGNIZED_NOT_USED:
-                _quantity(entry, "", resource, _RECOGNIZED_UNIT_KIND[key])
-                self.report.not_used[codes.RECOGNIZED_NOT_USED[key]] += 1
                 return
         for system, code, _ in codings or [("", "", "")]:
             self.report.unknown_codes[f"Observation {_code_label(system, code)}"] += 1

@@ -32,6 +32,8 @@ _UNIT_KIND = {
     common_pb2.BIOMETRIC_METRIC_SLEEP_DURATION: "sleep_duration",
     common_pb2.BIOMETRIC_METRIC_SLEEP_EFFICIENCY: "fraction",
     common_pb2.BIOMETRIC_METRIC_ACTIVE_MINUTES: "active_minutes",
+    common_pb2.BIOMETRIC_METRIC_HEART_RATE: "heart_rate",
+    common_pb2.BIOMETRIC_METRIC_HRV_SDNN: "hrv",
 }
 _SPAN = {
     common_pb2.SAMPLE_GRANULARITY_MINUTE: timedelta(minutes=1),
@@ -113,7 +115,7 @@ def bundle_from_patient_data(patient_id: str, data: twin_pb2.PatientData) -> dic
             else {"effectivePeriod": {"start": fhir_time(start), "end": fhir_time(start + span)}}
         )
         writer.observation(
-            "activity",
+            codes.BIOMETRIC_EXPORT_CATEGORY.get(sample.metric, "activity"),
             _coding(system, code, display),
             **when,
             valueQuantity=_quantity(sample.value, _UNIT_KIND[sample.metric]),

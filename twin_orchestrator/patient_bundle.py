@@ -24,6 +24,8 @@ METRIC_COLUMNS = {
     "sleep_efficiency": common_pb2.BIOMETRIC_METRIC_SLEEP_EFFICIENCY,
     "steps": common_pb2.BIOMETRIC_METRIC_STEPS,
     "active_minutes": common_pb2.BIOMETRIC_METRIC_ACTIVE_MINUTES,
+    "heart_rate": common_pb2.BIOMETRIC_METRIC_HEART_RATE,
+    "hrv_sdnn": common_pb2.BIOMETRIC_METRIC_HRV_SDNN,
 }
 EVENT_TYPES = {
     "start": common_pb2.MEDICATION_EVENT_TYPE_START,
@@ -72,7 +74,8 @@ def patient_data(
     biometrics = cohort.biometrics[cohort.biometrics.patient_id == patient_id]
     for row in in_window(biometrics).itertuples(index=False):
         for column, metric in METRIC_COLUMNS.items():
-            value = getattr(row, column)
+            # A synthetic cohort has no heart rate or SDNN column; a CSV-loaded one may.
+            value = getattr(row, column, None)
             if value is not None and not math.isnan(value):
                 sample = data.biometrics.add(
                     metric=metric, value=float(value), granularity=common_pb2.SAMPLE_GRANULARITY_DAY

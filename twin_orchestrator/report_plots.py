@@ -61,6 +61,8 @@ METRIC_LABELS: dict[int, str] = {
     common_pb2.BIOMETRIC_METRIC_SLEEP_EFFICIENCY: "Sleep efficiency",
     common_pb2.BIOMETRIC_METRIC_STEPS: "Steps",
     common_pb2.BIOMETRIC_METRIC_ACTIVE_MINUTES: "Active minutes",
+    common_pb2.BIOMETRIC_METRIC_HEART_RATE: "Heart rate",
+    common_pb2.BIOMETRIC_METRIC_HRV_SDNN: "HRV (SDNN)",
 }
 
 SEVERITY_LABELS: dict[int, str] = {

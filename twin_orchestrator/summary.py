@@ -72,6 +72,14 @@ def format_insights(response: twin_pb2.GenerateInsightsResponse) -> str:
                 f"({wording.percent(warning.probability)} probability of deterioration "
                 "within 7 days)"
             )
+        elif warning.insufficient_data:
+            lines.append(f"\nEarly warning: not scored ({warning.detail})")
+        if warning.unused_metrics:
+            names = " and ".join(METRIC_NAMES.get(m, "?") for m in warning.unused_metrics)
+            lines.append(
+                f"  not used by the early-warning model (trained without them): {names}; "
+                "they count in correlations, anomalies and the monitoring plan"
+            )
         if warning.out_of_distribution:
             lines.append(
                 f"  data unlike the model's training data: {warning.out_of_distribution_reason}"

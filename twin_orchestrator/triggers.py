@@ -23,11 +23,13 @@ from novamind.twin.v1 import twin_pb2
 
 METRIC_NAMES = {
     common_pb2.BIOMETRIC_METRIC_RESTING_HEART_RATE: "resting heart rate",
-    common_pb2.BIOMETRIC_METRIC_HRV_RMSSD: "heart-rate variability",
+    common_pb2.BIOMETRIC_METRIC_HRV_RMSSD: "heart-rate variability (RMSSD)",
     common_pb2.BIOMETRIC_METRIC_SLEEP_DURATION: "sleep duration",
     common_pb2.BIOMETRIC_METRIC_SLEEP_EFFICIENCY: "sleep efficiency",
     common_pb2.BIOMETRIC_METRIC_STEPS: "steps",
     common_pb2.BIOMETRIC_METRIC_ACTIVE_MINUTES: "active minutes",
+    common_pb2.BIOMETRIC_METRIC_HEART_RATE: "heart rate",
+    common_pb2.BIOMETRIC_METRIC_HRV_SDNN: "heart-rate variability (SDNN)",
 }
 SECTION_NAMES = {
     twin_pb2.SECTION_FORECAST: "forecast",

@@ -21,11 +21,14 @@ from novamind.pharmacogenomics.v1 import pharmacogenomics_pb2 as pgx
 from novamind.twin.v1 import twin_pb2, twin_pb2_grpc
 from tests.conftest import channel_to
 from tests.integration.mesh import running_mesh
+from tests.unit.twin.test_fhir_round_trip import with_clinic_metrics
 from twin_orchestrator.demo import DEMO_PATIENT_ID, choose_patient, visit_days
 from twin_orchestrator.fhir_import import insights_request_from_fhir
 from twin_orchestrator.fhir_insights_export import bundle_from_insights, write_insights_bundle
 from twin_orchestrator.fhir_patient_export import bundle_from_patient_data
 from twin_orchestrator.patient_bundle import patient_data
+from twin_orchestrator.report import render_report
+from twin_orchestrator.summary import format_insights
 
 OK = common_pb2.SECTION_STATUS_OK
 
@@ -162,3 +165,60 @@ async def test_insights_export_validates_and_parses_back(
     # The same function returns the validated dict the file holds.
     assert json.loads(path.read_text())["entry"][1]["resource"]["resourceType"] == "RiskAssessment"
     assert bundle_from_insights(DEMO_PATIENT_ID, response)["type"] == "collection"
+
+
+async def test_heart_rate_and_sdnn_through_fhir_and_the_mesh(
+    tmp_path, pki_dir, trained_models, demo_request
+):
+    """With the new metrics added: same insights via FHIR. With only them: an analysis."""
+    both = twin_pb2.GenerateInsightsRequest()
+    both.CopyFrom(demo_request)
+    both.data.CopyFrom(with_clinic_metrics(demo_request.data))
+    only_new = twin_pb2.GenerateInsightsRequest()
+    only_new.CopyFrom(demo_request)
+    only_new.data.CopyFrom(with_clinic_metrics(demo_request.data, keep_model_metrics=False))
+    imported = []
+    for name, request in (("both", both), ("only-new", only_new)):
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps(bundle_from_patient_data(DEMO_PATIENT_ID, request.data)))
+        from_fhir, report = insights_request_from_fhir(path)
+        from_fhir.options.CopyFrom(request.options)
+        assert from_fhir.data == request.data
+        assert not report.unknown_codes and not report.not_used
+        imported.append(from_fhir)
+
+    model_dir, key_dir = trained_models
+    async with running_mesh(tmp_path, pki_dir, model_dir, key_dir) as mesh:
+        async with channel_to(mesh.orchestrator, pki_dir) as channel:
+            stub = twin_pb2_grpc.DigitalTwinServiceStub(channel)
+            direct = await stub.GenerateInsights(both, timeout=60)
+            via_fhir = await stub.GenerateInsights(imported[0], timeout=60)
+            new_only = await stub.GenerateInsights(imported[1], timeout=60)
+    assert direct.biometric.result.status == OK
+    assert _comparable(via_fhir) == _comparable(direct)
+    warning = direct.biometric.correlations.early_warning
+    new_metrics = [common_pb2.BIOMETRIC_METRIC_HEART_RATE, common_pb2.BIOMETRIC_METRIC_HRV_SDNN]
+    assert list(warning.unused_metrics) == new_metrics
+    assert {c.metric for c in direct.biometric.correlations.correlations} >= set(new_metrics)
+
+    section = new_only.biometric
+    assert section.result.status == OK
+    correlated = {c.metric for c in section.correlations.correlations}
+    assert correlated and correlated <= set(new_metrics)
+    assert {b.metric for b in section.anomalies.baselines} == set(new_metrics)
+    assert {m.metric for m in section.monitoring_plan.metrics} == set(new_metrics)
+    only_warning = section.correlations.early_warning
+    assert only_warning.insufficient_data and list(only_warning.unused_metrics) == new_metrics
+    assert "not among the model's inputs" in only_warning.detail
+    summary = format_insights(new_only)
+    assert "Early warning: not scored (needs biometrics on at least 28 of the last" in summary
+    assert "not used by the early-warning model (trained without them): heart rate and " in summary
+    html = render_report(new_only, only_new.data)
+    assert (
+        "Early warning: not scored — too little recent data of the metrics the model uses" in html
+    )
+    assert "heart rate and HRV (SDNN) are not among the model&#39;s inputs" in html
+    assert "HRV (SDNN)" in html and "Heart rate" in html  # the plan and the charts name them
+    for response, data in ((new_only, only_new.data), (direct, both.data)):
+        assert "Unknown metric" not in render_report(response, data)
+        assert "monitor ?" not in format_insights(response)

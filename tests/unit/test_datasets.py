@@ -160,6 +160,21 @@ def test_biometrics_to_daily_sums_durations_and_averages_rates(tmp_path: Path) -
     assert daily.iloc[2]["resting_heart_rate"] == 58
 
 
+def test_heart_rate_and_sdnn_are_averaged_per_day_as_their_own_columns(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "biometrics.csv",
+        BIOMETRICS_HEADER,
+        "MRN-1000001,2026-03-01T09:00:00+01:00,heart_rate,72,hour",
+        "MRN-1000001,2026-03-01T15:00:00+01:00,heart_rate,90,hour",
+        "MRN-1000001,2026-03-01T00:00:00+01:00,hrv_sdnn,48,day",
+        "MRN-1000001,2026-03-01T00:00:00+01:00,resting_heart_rate,61,day",
+    )
+    (day,) = biometrics_to_daily(load_biometrics(path)).itertuples(index=False)
+    assert (day.heart_rate, day.hrv_sdnn, day.resting_heart_rate) == (81.0, 48.0, 61.0)
+    assert np.isnan(day.hrv_rmssd)  # SDNN is never taken for RMSSD
+
+
 def test_symptoms_to_daily_averages_same_day_scores(tmp_path: Path) -> None:
     path = write(
         tmp_path,
@@ -432,6 +447,28 @@ BAD_INPUTS: list[tuple[str, Loader, str, str, tuple[str, ...], int, str, str, st
         "value",
         "0.25",
         "1..500",
+    ),
+    (
+        "biometrics: heart rate (any time of day) above range",
+        load_biometrics,
+        "biometrics.csv",
+        BIOMETRICS_HEADER,
+        (GOOD_BIOMETRIC, "MRN-1000001,2026-03-02T00:00:00Z,heart_rate,262,day"),
+        3,
+        "value",
+        "262",
+        "heart_rate must be within 25..250",
+    ),
+    (
+        "biometrics: SDNN given in seconds",
+        load_biometrics,
+        "biometrics.csv",
+        BIOMETRICS_HEADER,
+        ("MRN-1000001,2026-03-02T00:00:00Z,hrv_sdnn,0.052,day",),
+        2,
+        "value",
+        "0.052",
+        "hrv_sdnn must be within 1..500",
     ),
     (
         "biometrics: efficiency above 1",

@@ -87,6 +87,13 @@ def test_biometric_codes_units_and_granularity(tiny):
     ]
     day = common_pb2.SAMPLE_GRANULARITY_DAY
     assert got == [
+        # 8867-4 heart rate in /min, a spot reading at 09:14Z -> a sample of that day
+        (
+            common_pb2.BIOMETRIC_METRIC_HEART_RATE,
+            88.0,
+            datetime(2026, 3, 2, 9, 14, tzinfo=UTC),
+            day,
+        ),
         # 40443-4 in {beats}/min, date only -> that day
         (
             common_pb2.BIOMETRIC_METRIC_RESTING_HEART_RATE,
@@ -94,6 +101,8 @@ def test_biometric_codes_units_and_granularity(tiny):
             datetime(2026, 3, 2, tzinfo=UTC),
             day,
         ),
+        # 80404-7 HRV SDNN given in seconds -> ms
+        (common_pb2.BIOMETRIC_METRIC_HRV_SDNN, 52.0, datetime(2026, 3, 2, tzinfo=UTC), day),
         # project hrv-rmssd given in seconds -> ms
         (common_pb2.BIOMETRIC_METRIC_HRV_RMSSD, 41.0, datetime(2026, 3, 2, tzinfo=UTC), day),
         # 41950-7 steps in 24 h
@@ -115,10 +124,14 @@ def test_biometric_codes_units_and_granularity(tiny):
     ]
 
 
-def test_heart_rate_and_sdnn_are_recognized_but_reported_not_used(tiny):
+def test_heart_rate_and_sdnn_are_mapped_not_reported_as_not_used(tiny):
     reasons = " | ".join(tiny.report.not_used)
-    assert "8867-4" in reasons and "80404-7" in reasons
-    assert not any(b.value == 88 for b in tiny.data.biometrics)
+    assert "8867-4" not in reasons and "80404-7" not in reasons
+    assert "heart rate" not in reasons and "SDNN" not in reasons
+    assert tiny.report.mapped["heart rate"] == 1 and tiny.report.mapped["HRV (SDNN)"] == 1
+    assert tiny.report.mapped["resting heart rate"] == 1 and tiny.report.mapped["HRV (RMSSD)"] == 1
+    lines = "\n".join(tiny.report.lines())
+    assert ", heart rate 1," in lines and "HRV (SDNN) 1," in lines
 
 
 def test_genotype_per_genomics_reporting_ig(tiny):
@@ -204,6 +217,10 @@ def test_request_for_the_mesh_carries_the_patient_id():
         ("hrv-rmssd", 42, "ms", common_pb2.BIOMETRIC_METRIC_HRV_RMSSD, 42.0),
         ("hrv-rmssd", 0.042, "s", common_pb2.BIOMETRIC_METRIC_HRV_RMSSD, 42.0),
         ("40443-4", 58, "/min", common_pb2.BIOMETRIC_METRIC_RESTING_HEART_RATE, 58.0),
+        ("8867-4", 72, "/min", common_pb2.BIOMETRIC_METRIC_HEART_RATE, 72.0),
+        ("8867-4", 72, "{beats}/min", common_pb2.BIOMETRIC_METRIC_HEART_RATE, 72.0),
+        ("80404-7", 48, "ms", common_pb2.BIOMETRIC_METRIC_HRV_SDNN, 48.0),
+        ("80404-7", 0.048, "s", common_pb2.BIOMETRIC_METRIC_HRV_SDNN, 48.0),
         ("41950-7", 8000, "{steps}", common_pb2.BIOMETRIC_METRIC_STEPS, 8000.0),
         ("sleep-efficiency", 91, "%", common_pb2.BIOMETRIC_METRIC_SLEEP_EFFICIENCY, 0.91),
         ("active-minutes", 0.5, "h", common_pb2.BIOMETRIC_METRIC_ACTIVE_MINUTES, 30.0),
@@ -219,7 +236,14 @@ def test_ucum_units_are_converted_to_the_mesh_unit(code, value, unit, metric, ex
 
 @pytest.mark.parametrize(
     ("code", "unit"),
-    [("93832-4", "furlong"), ("40443-4", "beats/minute"), ("hrv-rmssd", "%"), ("44261-6", "kg")],
+    [
+        ("93832-4", "furlong"),
+        ("40443-4", "beats/minute"),
+        ("hrv-rmssd", "%"),
+        ("44261-6", "kg"),
+        ("8867-4", "Hz"),
+        ("80404-7", "%"),
+    ],
 )
 def test_unknown_unit_is_a_clear_error(code, unit):
     system = TWIN if code == "hrv-rmssd" else LOINC

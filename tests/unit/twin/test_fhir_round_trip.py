@@ -80,3 +80,86 @@ def test_current_medication_without_events_and_dose_units_round_trip(demo_data):
     assert current["carbamazepine"].daily_dose_mg == 400.0
     assert not current["carbamazepine"].HasField("started_at")
     assert len(back.data.medication_events) == len(demo_data.medication_events)
+
+
+def with_clinic_metrics(data, keep_model_metrics: bool = True):
+    """The patient with heart rate (resting + 14 bpm) and SDNN (RMSSD x 1.3) added.
+
+    Without ``keep_model_metrics`` every other metric is dropped: the patient has only
+    heart rate and SDNN, as a clinic's records often do (LOINC 8867-4 and 80404-7).
+    """
+    out = type(data)()
+    out.CopyFrom(data)
+    del out.biometrics[:]
+    derived = {
+        common_pb2.BIOMETRIC_METRIC_RESTING_HEART_RATE: (
+            common_pb2.BIOMETRIC_METRIC_HEART_RATE,
+            lambda v: round(v + 14.0, 1),
+        ),
+        common_pb2.BIOMETRIC_METRIC_HRV_RMSSD: (
+            common_pb2.BIOMETRIC_METRIC_HRV_SDNN,
+            lambda v: round(v * 1.3, 2),
+        ),
+    }
+    for sample in data.biometrics:
+        if sample.metric in derived:
+            metric, value = derived[sample.metric]
+            added = out.biometrics.add()
+            added.CopyFrom(sample)
+            added.metric, added.value = metric, value(sample.value)
+        if keep_model_metrics:
+            out.biometrics.add().CopyFrom(sample)
+    return out
+
+
+def test_heart_rate_and_sdnn_round_trip_with_their_loinc_codes_and_units(demo_data):
+    data = with_clinic_metrics(demo_data)
+    bundle = bundle_from_patient_data("DEMO-0001", data)
+    parsed = get_fhir_model_class("Bundle").model_validate(bundle)
+    written = {}
+    for entry in parsed.entry:
+        resource = entry.resource
+        if resource.__resource_type__ != "Observation":
+            continue
+        coding = resource.code.coding[0]
+        if coding.code in ("8867-4", "80404-7"):
+            quantity = resource.valueQuantity
+            written.setdefault(coding.code, set()).add(
+                (coding.system, quantity.system, quantity.code, resource.category[0].coding[0].code)
+            )
+    assert written == {
+        # FHIR R4 Vital Signs profile: heart rate in /min, category vital-signs.
+        "8867-4": {("http://loinc.org", "http://unitsofmeasure.org", "/min", "vital-signs")},
+        "80404-7": {("http://loinc.org", "http://unitsofmeasure.org", "ms", "activity")},
+    }
+    back = patient_from_fhir(json.dumps(bundle))
+    assert back.data == data
+    assert not back.report.unknown_codes and not back.report.not_used
+    heart_rate = sum(b.metric == common_pb2.BIOMETRIC_METRIC_HEART_RATE for b in data.biometrics)
+    sdnn = sum(b.metric == common_pb2.BIOMETRIC_METRIC_HRV_SDNN for b in data.biometrics)
+    assert heart_rate > 100 and sdnn > 100
+    assert back.report.mapped["heart rate"] == heart_rate
+    assert back.report.mapped["HRV (SDNN)"] == sdnn
+
+
+def test_a_cohort_with_heart_rate_and_sdnn_columns_sends_them():
+    """A cohort loaded from CSV files may carry the columns no synthetic world fills."""
+    cohort = generate_cohort(CohortConfig(n_patients=2, n_days=40, seed=3))
+    frame = cohort.biometrics
+    frame["heart_rate"] = frame["resting_heart_rate"] + 12.0
+    frame["hrv_sdnn"] = float("nan")
+    patient = frame["patient_id"].iloc[0]
+    data = patient_data(cohort, patient)
+    by_metric = {
+        m: [b.value for b in data.biometrics if b.metric == m]
+        for m in (
+            common_pb2.BIOMETRIC_METRIC_HEART_RATE,
+            common_pb2.BIOMETRIC_METRIC_RESTING_HEART_RATE,
+            common_pb2.BIOMETRIC_METRIC_HRV_SDNN,
+        )
+    }
+    resting = by_metric[common_pb2.BIOMETRIC_METRIC_RESTING_HEART_RATE]
+    assert resting and by_metric[common_pb2.BIOMETRIC_METRIC_HEART_RATE] == pytest.approx(
+        [v + 12.0 for v in resting]
+    )
+    assert by_metric[common_pb2.BIOMETRIC_METRIC_HRV_SDNN] == []  # missing days are not sent

@@ -17,16 +17,23 @@ Weights, per horizon bucket (1-7, 8-14, 15+ days):
 shorter bucket's relative errors with half their weight, and a series
 without backtests gets the prior's weights. ``prior_m`` is the member's
 relative error pooled over the calibration series of the training worlds,
-separately for daily and visit (sparse) series. This is the fallback for a
-short history: the members that did best across training worlds.
+separately for daily and visit (sparse) series and by evidence bin (how many
+backtest pairs the series has: a patient of four visits gets no ETS fit, one
+of forty does). It is the fallback for a short history; with k = 1 a patient's
+own backtests outweigh it after a handful of pairs, because which member did
+best on the training worlds says little about a patient from another world.
 
 Intervals: normalized split-conformal. A series' error scale is
 
-    sigma(h) = s * MAE_prior(instrument, cadence, horizon group of h)
+    sigma(h) = s_b(h) * MAE_prior(instrument, cadence, horizon group of h)
 
 where ``s`` is the mean over the patient's backtest pairs of |combined
-residual| / MAE_prior at that pair's horizon, shrunk towards 1 on the log
-scale by n / (n + SCALE_PRIOR_PAIRS). The calibration series of the
+residual| / MAE_prior at that pair's horizon, and ``s_b`` the same mean over
+the pairs of h's weight bucket, shrunk towards ``s`` on the log scale with
+BUCKET_SCALE_PRIOR_PAIRS pairs of weight; both are then shrunk towards 1 by
+n / (n + SCALE_PRIOR_PAIRS). The per-bucket scale lets a patient's errors grow
+with the horizon faster (a step change) or slower (heavy-tailed noise around a
+stable level) than the training worlds' did. The calibration series of the
 training data give normalized residuals z = (y - median) / sigma(h) at
 every horizon; their split-conformal quantiles per (cadence, horizon group,
 evidence bin = how many backtest pairs set ``s``) are the table. A forecast's
@@ -70,16 +77,23 @@ N_CLASSES: Final = 2
 #: Evidence bins: lower edges of the number of backtest pairs behind a series' scale.
 EVIDENCE_BINS: Final = (0, 10, 40)
 #: Weighting constants, chosen on patients of the TRAINING worlds (seed 7, never a
-#: held-out world) from POWER 1/2/4/8 x PRIOR_EVIDENCE 1/4/16 x PAIRS_PER_EVIDENCE 1/4
-#: x which members take part; differences were within 1.5 % of MASE (docs/forecasting.md).
+#: held-out world: the four worlds at 180 days, pooled at 60 days, weekly and
+#: fortnightly visits) from POWER 1/2/4/8/16 x PRIOR_EVIDENCE 1/4/16 x which members
+#: take part, by the mean ratio of the ensemble's MASE to the best baseline's over
+#: every (scenario, horizon bucket) cell (docs/forecasting.md, "How it was tuned").
 POWER: Final = 4.0
-PRIOR_EVIDENCE: Final = 16.0
+PRIOR_EVIDENCE: Final = 1.0
 PAIRS_PER_EVIDENCE: Final = 4.0
-#: Members backtested and reported but given no weight in the median: on the training
-#: worlds' tuning patients the ensemble without the transformer erred less in all nine
-#: (cadence x horizon bucket) cells. It still explains forecasts (attention drivers).
-UNWEIGHTED_MEMBERS: Final = ("transformer",)
+#: Members backtested and reported but given no weight in the median. The
+#: transformer: without it the ensemble erred less in all nine (cadence x horizon
+#: bucket) cells of the tuning patients; it still explains forecasts (attention
+#: drivers). The seasonal naive: without it the ensemble beat both baselines in
+#: every bucket on 5 of 7 tuning scenarios instead of 2; its weekday pattern is
+#: already in the ETS member's weekly profile, and alone it only adds noise.
+UNWEIGHTED_MEMBERS: Final = ("transformer", "seasonal_naive")
 SCALE_PRIOR_PAIRS: Final = 8.0
+#: Backtest pairs in a horizon bucket worth as much as the patient's overall scale.
+BUCKET_SCALE_PRIOR_PAIRS: Final = 4.0
 SCALE_RANGE: Final = (1 / 3, 3.0)
 MIN_CELL: Final = 50
 _MIN_MAE: Final = 1e-3
@@ -124,7 +138,7 @@ class CombinedForecast:
 class CombinationPrior:
     """What the training data teach the per-patient ensemble (stored in the ensemble artifact)."""
 
-    rel_error: FloatArray  # (N_CLASSES, len(WEIGHT_BUCKETS), M)
+    rel_error: FloatArray  # (N_CLASSES, len(EVIDENCE_BINS), len(WEIGHT_BUCKETS), M)
     mae: FloatArray  # (n_instruments, N_CLASSES, len(HORIZON_GROUPS))
     z_table: FloatArray  # (N_CLASSES, len(HORIZON_GROUPS), len(EVIDENCE_BINS), len(TAU_GRID))
     coverage_levels: tuple[float, ...] = ()
@@ -134,6 +148,7 @@ class CombinationPrior:
         """(len(WEIGHT_BUCKETS), M) member weights of one series."""
         abs_error = np.abs(backtest.forecasts - backtest.target[None, :])
         buckets = weight_bucket(backtest.days)
+        e = int(evidence_bin(len(backtest.days)))
         result = np.zeros((len(WEIGHT_BUCKETS), len(MEMBERS)))
         carried: tuple[FloatArray, float] | None = None
         for b in range(len(WEIGHT_BUCKETS)):
@@ -147,7 +162,7 @@ class CombinationPrior:
                 carried = (rel, n)
             else:
                 rel, n = np.ones(len(MEMBERS)), 0.0
-            prior = self.rel_error[cadence, b]
+            prior = self.rel_error[cadence, e, b]
             shrunk = (n * rel + PRIOR_EVIDENCE * prior) / (n + PRIOR_EVIDENCE)
             w = np.maximum(shrunk, _MIN_MAE) ** -POWER
             w[_UNWEIGHTED] = 0.0
@@ -171,14 +186,34 @@ class CombinationPrior:
         profile = np.maximum(self.mae[instrument, cadence], _MIN_MAE)
         n = len(residual)
         scale = 1.0
+        bucket_scale = np.ones(len(WEIGHT_BUCKETS))
         if n:
-            ratio = np.abs(residual) / profile[horizon_group(np.minimum(backtest.days, 90))]
+            ratio = np.maximum(
+                np.abs(residual) / profile[horizon_group(np.minimum(backtest.days, 90))], 1e-6
+            )
             # The mean, not the median: a patient whose errors are mostly small but
             # now and then large (heavy tails, sudden steps) needs the wider interval.
-            raw = float(np.mean(np.maximum(ratio, 1e-6)))
-            scale = float(np.exp(np.log(raw) * n / (n + SCALE_PRIOR_PAIRS)))
-            scale = float(np.clip(scale, *SCALE_RANGE))
-        sigma = scale * profile[horizon_group(days)]
+            raw = np.log(float(np.mean(ratio)))
+            trust = n / (n + SCALE_PRIOR_PAIRS)
+            scale = float(np.clip(np.exp(raw * trust), *SCALE_RANGE))
+            # How the patient's error grows with the horizon is their own too (a step
+            # change makes far errors grow faster than the training worlds' did, heavy
+            # tails slower): each bucket's scale leans on its own pairs, shrunk
+            # towards the patient's overall scale.
+            buckets = weight_bucket(backtest.days)
+            for b in range(len(WEIGHT_BUCKETS)):
+                in_b = buckets == b
+                n_b = float(in_b.sum())
+                if n_b:
+                    own = np.log(float(np.mean(ratio[in_b])))
+                    log_b = (n_b * own + BUCKET_SCALE_PRIOR_PAIRS * raw) / (
+                        n_b + BUCKET_SCALE_PRIOR_PAIRS
+                    )
+                    bucket_scale[b] = np.exp(log_b * trust)
+                else:
+                    bucket_scale[b] = np.exp(raw * trust)
+            bucket_scale = np.clip(bucket_scale, *SCALE_RANGE)
+        sigma = bucket_scale[weight_bucket(days)] * profile[horizon_group(days)]
         return CombinedForecast(median, sigma, weights, scale, n, residual)
 
     def quantile_function(self, combined: CombinedForecast, cadence: int) -> FloatArray:
@@ -232,7 +267,12 @@ class CombinationPrior:
             coverage_levels=tuple(float(v) for v in raw["coverage_levels"]),
             empirical_coverage=tuple(float(v) for v in raw["empirical_coverage"]),
         )
-        if prior.rel_error.shape != (N_CLASSES, len(WEIGHT_BUCKETS), len(MEMBERS)):
+        if prior.rel_error.shape != (
+            N_CLASSES,
+            len(EVIDENCE_BINS),
+            len(WEIGHT_BUCKETS),
+            len(MEMBERS),
+        ):
             raise ValueError("combination: rel_error has the wrong shape")
         if prior.z_table.shape != (
             N_CLASSES,
@@ -252,7 +292,7 @@ def uniform_prior(n_instruments: int) -> CombinationPrior:
 
     z = norm.ppf(TAU_GRID)
     return CombinationPrior(
-        rel_error=np.ones((N_CLASSES, len(WEIGHT_BUCKETS), len(MEMBERS))),
+        rel_error=np.ones((N_CLASSES, len(EVIDENCE_BINS), len(WEIGHT_BUCKETS), len(MEMBERS))),
         mae=np.full((n_instruments, N_CLASSES, len(HORIZON_GROUPS)), 0.05),
         z_table=np.broadcast_to(
             z, (N_CLASSES, len(HORIZON_GROUPS), len(EVIDENCE_BINS), len(TAU_GRID))
@@ -272,24 +312,38 @@ class CalibrationUnit:
 
 
 def fit_rel_error(units: list[CalibrationUnit]) -> FloatArray:
-    """Each member's pooled backtest MAE relative to the members' mean, by cadence and bucket."""
-    rel = np.ones((N_CLASSES, len(WEIGHT_BUCKETS), len(MEMBERS)))
+    """Each member's pooled MAE on the units' futures relative to the members' mean, by
+    cadence, evidence bin (how many backtest pairs the unit had) and weight bucket.
+
+    The evidence bin matters: with a short history the local members fall back to
+    simpler forms (no ETS fit below MIN_ETS_OBSERVATIONS), so which member leads
+    differs between a patient of four visits and one of forty. A cell with fewer
+    than MIN_CELL targets takes its cadence's pooled value.
+    """
+    shape = (N_CLASSES, len(EVIDENCE_BINS), len(WEIGHT_BUCKETS), len(MEMBERS))
+    sums, counts = np.zeros(shape), np.zeros(shape[:3])
+    for u in units:
+        e = int(evidence_bin(len(u.backtest.days)))
+        for b in range(len(WEIGHT_BUCKETS)):
+            cols = _bucket_cols(b, u.final.shape[1])
+            errors = np.abs(u.final[:, cols] - u.future[None, cols])
+            errors = errors[:, np.all(np.isfinite(errors), axis=0)]
+            sums[u.cadence, e, b] += errors.sum(axis=1)
+            counts[u.cadence, e, b] += errors.shape[1]
+    rel = np.ones(shape)
     for c in range(N_CLASSES):
         for b in range(len(WEIGHT_BUCKETS)):
-            errors = [
-                np.abs(
-                    u.final[:, _bucket_cols(b, u.final.shape[1])]
-                    - u.future[None, _bucket_cols(b, u.final.shape[1])]
-                )
-                for u in units
-                if u.cadence == c
-            ]
-            stacked = [e[:, np.all(np.isfinite(e), axis=0)] for e in errors]
-            stacked = [e for e in stacked if e.shape[1]]
-            if not stacked:
-                continue
-            mae = np.maximum(np.concatenate(stacked, axis=1).mean(axis=1), _MIN_MAE)
-            rel[c, b] = mae / mae.mean()
+            pooled_n = counts[c, :, b].sum()
+            pooled = sums[c, :, b].sum(axis=0) / max(pooled_n, 1.0)
+            for e in range(len(EVIDENCE_BINS)):
+                if counts[c, e, b] >= MIN_CELL:
+                    mae = sums[c, e, b] / counts[c, e, b]
+                elif pooled_n:
+                    mae = pooled
+                else:
+                    continue
+                mae = np.maximum(mae, _MIN_MAE)
+                rel[c, e, b] = mae / mae.mean()
     return rel
 
 

@@ -48,7 +48,7 @@ def test_the_member_that_did_best_on_this_patient_gets_the_most_weight() -> None
 def test_without_backtests_the_prior_decides() -> None:
     prior = uniform_prior(4)
     rel = prior.rel_error.copy()
-    rel[DAILY, :, MEMBERS.index("recent_mean")] = 0.5
+    rel[DAILY, :, :, MEMBERS.index("recent_mean")] = 0.5
     prior = CombinationPrior(rel, prior.mae, prior.z_table)
     empty = SeriesBacktest(np.zeros((M, 0)), np.zeros(0), np.zeros(0, np.int64))
     weights = prior.weights(empty, DAILY)
@@ -68,6 +68,51 @@ def test_a_patient_with_larger_backtest_errors_gets_wider_intervals() -> None:
     erratic_width = np.ptp(values_at(erratic_q, [0.1, 0.9]), axis=-1)
     assert (erratic_width > 3 * calm_width).all()
     assert (np.diff(calm_q, axis=-1) >= 0).all()
+
+
+def _growing_backtest(near: float, far: float, seed: int = 0) -> SeriesBacktest:
+    """Backtests whose combined error is ``near`` at 1-7 days and ``far`` beyond 14 days."""
+    rng = np.random.default_rng(seed)
+    days = np.tile(np.arange(1, 31), 3).astype(np.int64)
+    target = rng.uniform(0.3, 0.6, len(days))
+    size = np.where(days <= 7, near, np.where(days <= 14, (near + far) / 2, far))
+    signs = rng.choice([-1.0, 1.0], len(days))
+    forecasts = np.tile(target + size * signs, (M, 1))
+    return SeriesBacktest(forecasts=forecasts, target=target, days=days)
+
+
+def test_intervals_grow_with_the_horizon_as_this_patients_own_errors_did() -> None:
+    """Two patients with the same overall backtest error: the one whose errors grew with
+    the horizon gets the wider far interval and the narrower near one."""
+    prior = uniform_prior(4)
+    final = np.full((M, 30), 0.4)
+    flat = prior.combine(final, _growing_backtest(0.06, 0.06), 0, DAILY)
+    growing = prior.combine(final, _growing_backtest(0.02, 0.09), 0, DAILY)
+    assert growing.sigma[0] < flat.sigma[0]
+    assert growing.sigma[29] > flat.sigma[29]
+    assert growing.sigma[29] / growing.sigma[0] > 2.0 * flat.sigma[29] / flat.sigma[0]
+
+
+def test_the_prior_a_short_history_falls_back_on_is_its_own_evidence_bins() -> None:
+    """Units with few backtest pairs teach the few-pairs prior; with many, the many-pairs one."""
+    rng = np.random.default_rng(4)
+    units = []
+    for k in range(400):
+        pairs = 4 if k % 2 else 60  # evidence bins 0 and 2
+        days = np.tile(np.arange(1, 31), 2)[:pairs].astype(np.int64)
+        target = rng.uniform(0.3, 0.6, pairs)
+        backtest = SeriesBacktest(np.tile(target, (M, 1)), target, days)
+        future = rng.uniform(0.3, 0.6, 30)
+        final = np.tile(future, (M, 1)) + 0.1
+        # Short histories: the recent mean is the one close to the future; long: ETS.
+        best = MEMBERS.index("recent_mean" if pairs == 4 else "ets")
+        final[best] = future + 0.01
+        units.append(CalibrationUnit(0, DAILY, backtest, final, future))
+    prior = fit_prior(units, 4, (0.8, 0.95))
+    assert (prior.rel_error[DAILY, 0].argmin(axis=1) == MEMBERS.index("recent_mean")).all()
+    assert (prior.rel_error[DAILY, 2].argmin(axis=1) == MEMBERS.index("ets")).all()
+    few = SeriesBacktest(np.zeros((M, 0)), np.zeros(0), np.zeros(0, np.int64))
+    assert (prior.weights(few, DAILY).argmax(axis=1) == MEMBERS.index("recent_mean")).all()
 
 
 def _units(n: int, noise: float, seed: int) -> list[CalibrationUnit]:

@@ -74,3 +74,23 @@ def test_one_score_or_a_constant_series_never_fails() -> None:
     assert np.allclose(_members(one).final, 0.4)
     constant = np.full(60, 0.3)
     assert np.allclose(_members(constant).final, 0.3, atol=1e-6)
+
+
+def test_a_visit_series_takes_the_ets_form_aicc_picks_among_additive_and_multiplicative() -> None:
+    """The visit member is statsforecast's own AutoETS over error A/M and trend N/A/Ad:
+    its forecast is the one a user fitting AutoETS to the visits would get."""
+    import warnings
+
+    from statsforecast.models import AutoETS
+
+    rng = np.random.default_rng(5)
+    level = 0.35 + np.cumsum(rng.normal(0.0, 0.02, 30))
+    visits = np.clip(level * np.exp(rng.normal(0.0, 0.15, 30)), 0.02, 1.0)
+    values = np.full(7 * 29 + 1, np.nan)
+    values[::7] = visits
+    forecasts = _members(values, horizon=28)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reference = AutoETS(season_length=1, model="ZZN").forecast(y=visits, h=4)["mean"]
+    # 7, 14, 21 and 28 days ahead are 1..4 visits ahead.
+    assert np.allclose(forecasts.final[ETS, [6, 13, 20, 27]], np.clip(reference, 0, 1), atol=1e-6)

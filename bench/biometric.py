@@ -101,6 +101,12 @@ class LagRecovery:
     uncoupled_pairs_significant: int
 
 
+def _service_columns(values: FloatArray) -> FloatArray:
+    """(days, generated METRICS) -> (days, accepted METRICS): no world has heart rate or SDNN."""
+    unsupplied = np.full((values.shape[0], len(ACCEPTED_METRICS) - len(METRICS)), np.nan)
+    return np.hstack([values, unsupplied])
+
+
 def _daily(cohort: Cohort, patient_id: str, lookback: int) -> DailySeries:
     bio = cohort.biometrics[cohort.biometrics.patient_id == patient_id].tail(lookback)
     sym = cohort.symptoms[cohort.symptoms.patient_id == patient_id].tail(lookback)
@@ -188,7 +194,7 @@ def warning_scores(cohort: Cohort, model: EarlyWarningModel) -> WarningScores:
             unfamiliar.append(np.zeros(ends.size, dtype=np.bool_))
         labels.append(patient.labels[ends])
         # Beiwe-style anomaly rate: metric-days with |robust z| >= 3 in the last 14 days.
-        z = daily_baseline(patient.biometrics, dates, 28).robust_z
+        z = daily_baseline(_service_columns(patient.biometrics), dates, 28).robust_z
         flags = (np.abs(np.nan_to_num(z)) >= 3.0).sum(axis=1)
         rolling = np.convolve(flags, np.ones(14), mode="full")[: len(flags)]
         baseline.append(rolling[ends])
@@ -279,8 +285,7 @@ def anomaly_benchmark(cohort: Cohort, patients: int, seed: int = 99) -> list[Ano
         values[:, efficiency] = np.clip(values[:, efficiency], 0.0, 1.0)
         values = np.where(np.isnan(values), np.nan, np.maximum(values, 0.0))
         artefact = np.isin(dates, artefacts.loc[artefacts.patient_id == patient_id, "date"])
-        unsupplied = np.full((days, len(ACCEPTED_METRICS) - len(METRICS)), np.nan)
-        report = detect_anomalies(np.hstack([values, unsupplied]), dates, 28)
+        report = detect_anomalies(_service_columns(values), dates, 28)
         flagged = np.isin(dates, pd.DatetimeIndex([pd.Timestamp(a.date) for a in report.anomalies]))
         for name, truth in (("single", single), ("multi", multi), ("artefact", artefact)):
             kinds[name].append((truth, flagged))

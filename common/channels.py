@@ -23,13 +23,14 @@ trace context and the current request id.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import grpc
-from opentelemetry import propagate
+from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, StatusCode
 
 from common.request_context import REQUEST_ID_METADATA_KEY, request_id_var
@@ -64,7 +65,14 @@ def mesh_service_config(
 
 
 class TracingClientInterceptor(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[type-arg]
-    """CLIENT span per call; forwards trace context and the request id."""
+    """CLIENT span per call; forwards trace context and the request id.
+
+    The span ends in the call's done callback, not by awaiting the call here:
+    an interceptor that awaits the outcome owns the call until it completes,
+    and a caller's cancellation (its own deadline, its client gone) would then
+    stop at the interceptor while the peer kept computing for nobody. Returned
+    at once, the call is the caller's to cancel.
+    """
 
     async def intercept_unary_unary(
         self,
@@ -75,7 +83,7 @@ class TracingClientInterceptor(grpc.aio.UnaryUnaryClientInterceptor):  # type: i
         method = client_call_details.method
         method_str = method.decode() if isinstance(method, bytes) else str(method)
         service, _, rpc = method_str.lstrip("/").rpartition("/")
-        with get_tracer().start_as_current_span(
+        span = get_tracer().start_span(
             f"{service}/{rpc}",
             kind=SpanKind.CLIENT,
             record_exception=False,
@@ -88,26 +96,48 @@ class TracingClientInterceptor(grpc.aio.UnaryUnaryClientInterceptor):  # type: i
                     "novamind.request_id": request_id_var.get(),
                 }
             ),
-        ) as span:
-            carrier: dict[str, str] = {}
-            propagate.inject(carrier)
-            metadata = list(client_call_details.metadata or ())
-            metadata.extend(carrier.items())
-            if request_id_var.get() != "-":
-                metadata.append((REQUEST_ID_METADATA_KEY, request_id_var.get()))
-            details = grpc.aio.ClientCallDetails(
-                method=client_call_details.method,
-                timeout=client_call_details.timeout,
-                metadata=grpc.aio.Metadata(*metadata),
-                credentials=client_call_details.credentials,
-                wait_for_ready=client_call_details.wait_for_ready,
-            )
+        )
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier, context=trace.set_span_in_context(span))
+        metadata = list(client_call_details.metadata or ())
+        metadata.extend(carrier.items())
+        if request_id_var.get() != "-":
+            metadata.append((REQUEST_ID_METADATA_KEY, request_id_var.get()))
+        details = grpc.aio.ClientCallDetails(
+            method=client_call_details.method,
+            timeout=client_call_details.timeout,
+            metadata=grpc.aio.Metadata(*metadata),
+            credentials=client_call_details.credentials,
+            wait_for_ready=client_call_details.wait_for_ready,
+        )
+        try:
             call = await continuation(details, request)
-            code = await call.code()
-            span.set_attribute("rpc.grpc.status_code", code.value[0])
-            if code is not grpc.StatusCode.OK:
-                span.set_status(StatusCode.ERROR)
-            return call
+        except BaseException:
+            span.set_status(StatusCode.ERROR)
+            span.end()
+            raise
+        call.add_done_callback(lambda done: _end_client_span(span, done))
+        return call
+
+
+#: Span-ending tasks in flight (the event loop holds tasks only weakly).
+_SPAN_ENDINGS: set[asyncio.Task[None]] = set()
+
+
+def _end_client_span(span: trace.Span, call: grpc.aio.Call) -> None:
+    task = asyncio.get_running_loop().create_task(_record_outcome(span, call))
+    _SPAN_ENDINGS.add(task)
+    task.add_done_callback(_SPAN_ENDINGS.discard)
+
+
+async def _record_outcome(span: trace.Span, call: grpc.aio.Call) -> None:
+    try:
+        code = await call.code()  # the call is done: no wait
+        span.set_attribute("rpc.grpc.status_code", code.value[0])
+        if code is not grpc.StatusCode.OK:
+            span.set_status(StatusCode.ERROR)
+    finally:
+        span.end()
 
 
 def channel_options(max_message_bytes: int = 16 * 1024 * 1024) -> list[tuple[str, Any]]:

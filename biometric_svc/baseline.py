@@ -92,9 +92,13 @@ def nan_median(values: FloatArray) -> FloatArray:
 
 
 def _windows(values: npt.NDArray[Any], window_days: int, fill: float | bool) -> npt.NDArray[Any]:
-    """Row t holds the ``window_days`` values before day t (padded with ``fill``)."""
-    padded = np.concatenate([np.full(window_days, fill, dtype=values.dtype), values])
-    result: npt.NDArray[Any] = sliding_window_view(padded, window_days)[: values.shape[0]]
+    """Along the last axis, row t holds the ``window_days`` values before day t (padded
+    with ``fill``): (..., days) -> (..., days, window_days)."""
+    pad = np.full((*values.shape[:-1], window_days), fill, dtype=values.dtype)
+    padded = np.concatenate([pad, values], axis=-1)
+    result: npt.NDArray[Any] = sliding_window_view(padded, window_days, axis=-1)[
+        ..., : values.shape[-1], :
+    ]
     return result
 
 
@@ -103,6 +107,7 @@ def trailing_baseline(
 ) -> tuple[FloatArray, FloatArray]:
     """Median and MAD of the days before each day (NaN where too few days).
 
+    ``values`` is (days,) or (days, metrics); every metric is computed at once.
     The median is that of the day's own type (weekday or weekend) over the
     ``window_days`` before it, when the window holds ``MIN_SAME_TYPE`` such
     days, else over all of them. The MAD is the median absolute distance of
@@ -111,40 +116,42 @@ def trailing_baseline(
     level, and a MAD from a few weeks of autocorrelated data is noisy enough
     to double the rate of spurious |z| >= 3 days.
     """
-    windows = _windows(values, window_days, np.nan)
+    series = values.T  # days last: (days,) or (metrics, days)
+    windows = _windows(series, window_days, np.nan)
     window_types = _windows(weekend, window_days, False)
     all_median = nan_median(windows)
-    all_count = np.isfinite(windows).sum(axis=1)
+    all_count = np.isfinite(windows).sum(axis=-1)
     type_median = {}
     for kind in (False, True):
         of_kind = np.where(window_types == kind, windows, np.nan)
-        enough = np.isfinite(of_kind).sum(axis=1) >= MIN_SAME_TYPE
+        enough = np.isfinite(of_kind).sum(axis=-1) >= MIN_SAME_TYPE
         type_median[kind] = np.where(enough, nan_median(of_kind), all_median)
     own_type = np.where(weekend, type_median[True], type_median[False])
     median = np.where(all_count >= MIN_BASELINE_DAYS, own_type, np.nan)
-    residual = np.abs(values - median)
+    residual = np.abs(series - median)
     scale_windows = _windows(residual, window_days * SCALE_WINDOWS, np.nan)
     mad = nan_median(scale_windows)
-    mad = np.where(np.isfinite(scale_windows).sum(axis=1) >= MIN_BASELINE_DAYS, mad, np.nan)
-    return median, mad
+    mad = np.where(np.isfinite(scale_windows).sum(axis=-1) >= MIN_BASELINE_DAYS, mad, np.nan)
+    return median.T, mad.T
 
 
 def daily_baseline(
     biometrics: FloatArray, dates: pd.DatetimeIndex, window_days: int
 ) -> DailyBaseline:
-    weekend = is_weekend(dates)
-    medians = np.full_like(biometrics, np.nan)
-    mads = np.full_like(biometrics, np.nan)
-    robust_z = np.full_like(biometrics, np.nan)
-    for j, name in enumerate(METRICS):
-        log_scale = name in LOG_SCALE_METRICS
-        values = np.log1p(np.clip(biometrics[:, j], 0.0, None)) if log_scale else biometrics[:, j]
-        median, mad = trailing_baseline(values, weekend, window_days)
-        mad = np.maximum(mad, MAD_FLOOR[name])
-        robust_z[:, j] = (values - median) / (MAD_TO_SD * mad)
-        medians[:, j] = np.expm1(median) if log_scale else median
-        mads[:, j] = mad
-    return DailyBaseline(median=medians, mad=mads, robust_z=robust_z)
+    log_scale = [name in LOG_SCALE_METRICS for name in METRICS]
+    values = np.column_stack(
+        [
+            np.log1p(np.clip(biometrics[:, j], 0.0, None)) if log else biometrics[:, j]
+            for j, log in enumerate(log_scale)
+        ]
+    ).reshape(biometrics.shape)
+    median, mad = trailing_baseline(values, is_weekend(dates), window_days)
+    mad = np.maximum(mad, np.array([MAD_FLOOR[name] for name in METRICS]))
+    robust_z = (values - median) / (MAD_TO_SD * mad)
+    medians = np.column_stack(
+        [np.expm1(median[:, j]) if log else median[:, j] for j, log in enumerate(log_scale)]
+    ).reshape(biometrics.shape)
+    return DailyBaseline(median=medians, mad=mad, robust_z=robust_z)
 
 
 def current_baselines(biometrics: FloatArray, window_days: int) -> tuple[MetricBaseline, ...]:

@@ -28,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
 
-from biometric_svc.baseline import LOG_SCALE_METRICS, MAD_FLOOR, MAD_TO_SD
+from biometric_svc.baseline import LOG_SCALE_METRICS, MAD_FLOOR, MAD_TO_SD, nan_median
 from biometric_svc.domain import INSTRUMENT_WORSENING
 from common.synthetic import INSTRUMENTS, METRICS
 
@@ -86,10 +86,9 @@ def _baseline_stats(
     """Median and floored MAD over each end's baseline days; values (days, channels)."""
     windows = sliding_window_view(values, BASELINE_DAYS, axis=0)  # (days-B+1, channels, B)
     chosen = windows[ends - HISTORY_DAYS + 1]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # too few values -> NaN, handled below
-        median = np.nanmedian(chosen, axis=-1)
-        mad = np.nanmedian(np.abs(chosen - median[..., None]), axis=-1)
+    # nan_median equals np.nanmedian (NaN when a window has no value, handled below).
+    median = nan_median(chosen)
+    mad = nan_median(np.abs(chosen - median[..., None]))
     enough = np.isfinite(chosen).sum(axis=-1) >= MIN_BASELINE_VALUES
     median = np.where(enough, median, np.nan)
     return median, np.maximum(np.where(enough, mad, np.nan), floors)

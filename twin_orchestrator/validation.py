@@ -89,37 +89,42 @@ def _check_counts(errors: ValidationCollector, data: twin_pb2.PatientData, max_p
         errors.check(count <= limit, field, f"must hold at most {limit} entries")
 
 
+# Per-entry checks run on every request's hundreds of entries: enum numbers are
+# looked up in sets made once, and a field's name is only formatted for an error.
+_METRIC_NUMBERS = frozenset(common_pb2.BiometricMetric.values()) - {0}
+_GRANULARITY_NUMBERS = frozenset(common_pb2.SampleGranularity.values())
+
+
 def _check_symptoms(errors: ValidationCollector, data: twin_pb2.PatientData, latest: float) -> None:
     for i, obs in enumerate(data.symptoms):
-        field = f"data.symptoms[{i}]"
         limits = INSTRUMENT_RANGES.get(obs.instrument)
+        score = obs.score
         if limits is None:
-            errors.add(f"{field}.instrument", f"must be one of {_INSTRUMENTS}")
-        elif not math.isfinite(obs.score) or not limits[0] <= obs.score <= limits[1]:
-            errors.add(f"{field}.score", f"must be within {limits[0]:g}..{limits[1]:g}")
-        elif obs.instrument in _WHOLE_NUMBER_INSTRUMENTS and obs.score != round(obs.score):
-            errors.add(f"{field}.score", "must be a whole number for PHQ-9 and GAD-7")
+            errors.add(f"data.symptoms[{i}].instrument", f"must be one of {_INSTRUMENTS}")
+        elif not math.isfinite(score) or not limits[0] <= score <= limits[1]:
+            errors.add(f"data.symptoms[{i}].score", f"must be within {limits[0]:g}..{limits[1]:g}")
+        elif obs.instrument in _WHOLE_NUMBER_INSTRUMENTS and score != round(score):
+            errors.add(f"data.symptoms[{i}].score", "must be a whole number for PHQ-9 and GAD-7")
         if not obs.HasField("observed_at"):
-            errors.add(f"{field}.observed_at", "must be set")
+            errors.add(f"data.symptoms[{i}].observed_at", "must be set")
         elif not _time_within(obs.observed_at, _EARLIEST_SECONDS, latest):
-            errors.add(f"{field}.observed_at", _RULE_OBSERVED)
+            errors.add(f"data.symptoms[{i}].observed_at", _RULE_OBSERVED)
 
 
 def _check_biometrics(
     errors: ValidationCollector, data: twin_pb2.PatientData, latest: float
 ) -> None:
     for i, sample in enumerate(data.biometrics):
-        field = f"data.biometrics[{i}]"
-        if sample.metric not in common_pb2.BiometricMetric.values() or not sample.metric:
-            errors.add(f"{field}.metric", f"must be one of {_METRICS}")
-        if sample.granularity not in common_pb2.SampleGranularity.values():
-            errors.add(f"{field}.granularity", f"must be one of {_GRANULARITIES}")
+        if sample.metric not in _METRIC_NUMBERS:
+            errors.add(f"data.biometrics[{i}].metric", f"must be one of {_METRICS}")
+        if sample.granularity not in _GRANULARITY_NUMBERS:
+            errors.add(f"data.biometrics[{i}].granularity", f"must be one of {_GRANULARITIES}")
         if not math.isfinite(sample.value):
-            errors.add(f"{field}.value", "must be a finite number")
+            errors.add(f"data.biometrics[{i}].value", "must be a finite number")
         if not sample.HasField("measured_at"):
-            errors.add(f"{field}.measured_at", "must be set")
+            errors.add(f"data.biometrics[{i}].measured_at", "must be set")
         elif not _time_within(sample.measured_at, _EARLIEST_SECONDS, latest):
-            errors.add(f"{field}.measured_at", _RULE_OBSERVED)
+            errors.add(f"data.biometrics[{i}].measured_at", _RULE_OBSERVED)
 
 
 def _check_text(errors: ValidationCollector, field: str, value: str) -> None:

@@ -126,7 +126,11 @@ def indicator_observations(
     items: Sequence[common_pb2.SymptomObservation],
 ) -> domain.IndicatorObservations:
     rows = np.array(
-        [(o.instrument, at.seconds, at.nanos, o.score, 0) for o in items for at in (o.observed_at,)],
+        [
+            (o.instrument, at.seconds, at.nanos, o.score, 0)
+            for o in items
+            for at in (o.observed_at,)
+        ],
         dtype=_SAMPLE_ROW,
     )
     return domain.IndicatorObservations(

@@ -3,8 +3,8 @@
 Service-specific options (environment):
 
 * NOVAMIND_FORECAST_MAX_BATCH (default 32): most requests in one model call.
-* NOVAMIND_FORECAST_BATCH_WAIT_MS (default 5): how long the first request of a
-  batch waits for others to join.
+* NOVAMIND_FORECAST_BATCH_WAIT_MS (default 5): how long a batch formed while
+  others were in flight waits for more to join (an idle batcher runs at once).
 * NOVAMIND_FORECAST_TORCH_THREADS (default 1): torch intra-op threads. Request
   batches are small; one thread leaves the other core to the event loop and
   avoids OpenMP spinning against it.

@@ -67,6 +67,46 @@ async def test_items_arriving_while_a_batch_runs_form_the_next_batch():
     await batcher.close()
 
 
+async def test_a_request_to_an_idle_batcher_runs_at_once_without_a_window():
+    # An hour-long window: a lone caller that waited for it would never be answered.
+    batcher = MicroBatcher(lambda items: list(items), max_batch=32, max_wait_seconds=3600)
+    for i in range(3):  # one caller, one request after the other
+        assert await asyncio.wait_for(batcher.submit(i), timeout=30) == i
+    assert batcher.stats.batches == 3
+    assert batcher.stats.collected == 0
+    await batcher.close()
+
+
+async def test_requests_arriving_while_others_are_in_flight_collect_into_one_batch():
+    release = threading.Event()
+    started = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    sizes: list[int] = []
+
+    def run(items):
+        sizes.append(len(items))
+        if len(sizes) == 1:
+            loop.call_soon_threadsafe(started.set)
+            release.wait(5)
+        return list(items)
+
+    # An hour-long window that only a full batch (4 items) cuts short: no timing involved.
+    batcher = MicroBatcher(run, max_batch=4, max_wait_seconds=3600)
+    first = asyncio.ensure_future(batcher.submit(0))  # idle: runs at once
+    await asyncio.wait_for(started.wait(), 5)
+    during = [asyncio.ensure_future(batcher.submit(i)) for i in (1, 2)]
+    await asyncio.sleep(0.01)
+    release.set()
+    assert await first == 0
+    # The first batch is done; the contended next one is still collecting.
+    after = [asyncio.ensure_future(batcher.submit(i)) for i in (3, 4)]
+    results = await asyncio.wait_for(asyncio.gather(*during, *after), timeout=30)
+    assert results == [1, 2, 3, 4]
+    assert sizes == [1, 4]
+    assert batcher.stats.collected == 1
+    await batcher.close()
+
+
 async def test_a_failing_model_call_fails_only_that_batch():
     def run(items):
         raise RuntimeError("model exploded")

@@ -6,10 +6,12 @@ default models if missing, then in one run measures
     and response building, no transport): the numeric cost of the section;
   - a bare 3-way grpc.aio fan-out to echo servers on the same bootstrap, mTLS
     and interceptors: the transport floor of the orchestrator's pattern;
-  - for each NOVAMIND_WORKERS value: the four services started as processes
-    on free loopback ports (never the default ports), GenerateInsights at each
-    caller count (p50/p90/p99, calls/s, errors), and the forecasting
-    batcher's mean batch size (from the services' shutdown log line);
+  - for each NOVAMIND_WORKERS value and each caller count: the four services
+    started afresh as processes on free loopback ports (never the default
+    ports), GenerateInsights (p50/p90/p99, calls/s, errors), the forecasting
+    batcher's mean batch size in that run (from the services' shutdown log
+    line; a fresh mesh per row, so each row's batches are its own) and the
+    load average when the row was measured;
 and writes docs/benchmarks/orchestrator.md (or --output).
 
 Options: --workers 1,2,N (N = the CPU quota), --callers 1,16, --duration
@@ -78,11 +80,15 @@ class Options:
 
 
 @dataclass(frozen=True)
-class WorkerRun:
+class Row:
+    """GenerateInsights at one caller count on a fresh mesh."""
+
     workers: int
-    insights: dict[int, LoadResult]
+    result: LoadResult
     batch_items: int
     batches: int
+    #: 1-minute load average at the end of the measurement (other processes included).
+    load: float
 
 
 def _echo_definition() -> ServiceDefinition:
@@ -213,20 +219,25 @@ def _batch_counts(log: Path) -> tuple[int, int]:
 
 
 async def _insights(
-    port: int, request: twin_pb2.GenerateInsightsRequest, callers: Sequence[int], seconds: float
-) -> dict[int, LoadResult]:
+    port: int, request: twin_pb2.GenerateInsightsRequest, callers: int, seconds: float
+) -> LoadResult:
     async with mesh_channel(f"localhost:{port}", tls_dir=TLS_DIR, identity="operator") as channel:
         stub = twin_pb2_grpc.DigitalTwinServiceStub(channel)
 
         async def insights() -> None:
             await stub.GenerateInsights(request, timeout=60)
 
-        return {n: await measure_for(insights, concurrency=n, seconds=seconds) for n in callers}
+        return await measure_for(insights, concurrency=callers, seconds=seconds)
 
 
-def run_workers(
-    workers: int, request: twin_pb2.GenerateInsightsRequest, options: Options, work: Path
-) -> WorkerRun:
+def run_row(
+    workers: int,
+    callers: int,
+    request: twin_pb2.GenerateInsightsRequest,
+    options: Options,
+    work: Path,
+) -> Row:
+    """A fresh mesh for one (workers, callers) row: its batch counts are this row's alone."""
     ports = (
         dict(zip(SERVICE_ORDER, options.ports, strict=True))
         if options.ports
@@ -235,38 +246,38 @@ def run_workers(
     logs = REPO_ROOT / "var" / "logs"
     mesh = _start_mesh(workers, ports, work, logs)
     try:
-        results = asyncio.run(
-            _insights(ports["orchestrator"], request, options.callers, options.seconds)
-        )
+        result = asyncio.run(_insights(ports["orchestrator"], request, callers, options.seconds))
+        load = os.getloadavg()[0]
     finally:
         for proc in reversed(mesh):
             proc.stop()
     items, batches = _batch_counts(logs / f"bench-forecasting-w{workers}.log")
-    return WorkerRun(workers, results, items, batches)
+    return Row(workers, result, items, batches, load)
 
 
 def write(
     options: Options,
     data: twin_pb2.PatientData,
-    section: tuple[list[float], list[float]],
+    section: tuple[list[float], list[float], float],
     fanout: dict[int, LoadResult],
-    runs: list[WorkerRun],
+    fanout_load: float,
+    rows: list[Row],
 ) -> str:
     top = max(options.callers)
+    first = min(options.callers)
     quota = default_workers()
-    section_ms, section_cpu_ms = section
+    section_ms, section_cpu_ms, section_load = section
     lines = [
         "# Orchestrator benchmark",
         "",
         f"Command: `{options.command}` (one run wrote this file).",
         f"Machine: {machine_line()}; CPU quota of this container: {quota} "
-        f"(N = {quota} workers). Load average (1/5 min) at the end: "
-        + " / ".join(f"{v:.1f}" for v in os.getloadavg()[:2])
-        + " — other processes included; figures on a busy machine are lower bounds.",
+        f"(N = {quota} workers). The load average (1 min, other processes included) is "
+        "given beside each figure: figures taken on a busy machine are lower bounds.",
         f"Patient: {options.days} days of history ({len(data.symptoms)} symptom scores, "
         f"{len(data.biometrics)} biometric samples), genotype, medications; forecast horizon "
         "30 days. All four services as separate processes on free loopback ports over mTLS; "
-        f"each measurement runs {options.seconds:g} s per caller count.",
+        f"each measurement runs {options.seconds:g} s.",
         "",
         "## Biometric section in process",
         "",
@@ -274,47 +285,54 @@ def write(
         "early warning, responses built), "
         f"{len(section_ms)} calls: wall p50 {statistics.median(section_ms):.1f} ms "
         f"(min {min(section_ms):.1f} ms), CPU p50 {statistics.median(section_cpu_ms):.1f} ms "
-        "(process CPU time: what the section costs when a core is free).",
+        "(process CPU time: what the section costs when a core is free); "
+        f"load average {section_load:.1f}.",
         "",
         "## Bare 3-way grpc.aio fan-out (transport floor, same payload)",
+        "",
+        f"Load average at the end: {fanout_load:.1f}.",
         "",
         TABLE_HEADER,
         *(r.row() for r in fanout.values()),
         "",
         "## GenerateInsights by worker processes per service",
         "",
-        "| workers | callers | calls | errors | p50 ms | p90 ms | p99 ms | calls/s | "
-        f"vs fan-out at {top} | forecast mean batch |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for run in runs:
-        mean_batch = f"{run.batch_items / run.batches:.2f}" if run.batches else "n/a"
-        label = f"{run.workers} (N)" if run.workers == quota else str(run.workers)
-        for n, r in run.insights.items():
-            ratio = r.throughput_per_s / fanout[top].throughput_per_s if n == top else None
-            lines.append(
-                f"| {label} | {n} | {r.calls} | {r.errors} | {r.p50_ms:.1f} | {r.p90_ms:.1f} | "
-                f"{r.p99_ms:.1f} | {r.throughput_per_s:.1f} | "
-                + (f"{ratio:.4f}" if ratio is not None else "")
-                + f" | {mean_batch} |"
-            )
-    best = max(runs, key=lambda run: run.insights[top].throughput_per_s)
-    best_ratio = best.insights[top].throughput_per_s / fanout[top].throughput_per_s
-    single = min(run.insights[min(options.callers)].p50_ms for run in runs)
-    errors = sum(r.errors for run in runs for r in run.insights.values())
-    lines += [
+        "Each row is a fresh mesh: the forecast mean batch is the number of ForecastSymptoms "
+        "calls per model call in that row alone (its 3 sequential warm-up calls included).",
         "",
-        "The forecast mean batch counts every ForecastSymptoms call the forecasting processes "
-        "served in that row's run (warm-up and all caller counts).",
+        "| workers | callers | calls | errors | p50 ms | p90 ms | p99 ms | calls/s | "
+        f"vs fan-out at {top} | forecast mean batch | load avg |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        r = row.result
+        mean_batch = f"{row.batch_items / row.batches:.2f}" if row.batches else "n/a"
+        label = f"{row.workers} (N)" if row.workers == quota else str(row.workers)
+        ratio = r.throughput_per_s / fanout[top].throughput_per_s if r.concurrency == top else None
+        lines.append(
+            f"| {label} | {r.concurrency} | {r.calls} | {r.errors} | {r.p50_ms:.1f} | "
+            f"{r.p90_ms:.1f} | {r.p99_ms:.1f} | {r.throughput_per_s:.1f} | "
+            + (f"{ratio:.4f}" if ratio is not None else "")
+            + f" | {mean_batch} | {row.load:.1f} |"
+        )
+    at_top = [row for row in rows if row.result.concurrency == top]
+    best = max(at_top, key=lambda row: row.result.throughput_per_s)
+    best_ratio = best.result.throughput_per_s / fanout[top].throughput_per_s
+    single = min(
+        (row for row in rows if row.result.concurrency == first), key=lambda row: row.result.p50_ms
+    )
+    errors = sum(row.result.errors for row in rows)
+    lines += [
         "",
         "## Against the targets",
         "",
-        f"- GenerateInsights at {top} callers: {best.insights[top].throughput_per_s:.1f} calls/s "
+        f"- GenerateInsights at {top} callers: {best.result.throughput_per_s:.1f} calls/s "
         f"with {best.workers} workers = {best_ratio:.4f} x the bare fan-out "
         f"({fanout[top].throughput_per_s:.0f} calls/s); target >= {TARGET_RATIO}: "
         + ("met" if best_ratio >= TARGET_RATIO else "NOT met"),
-        f"- p50 at {min(options.callers)} caller: {single:.1f} ms (best row); target <= 60 ms: "
-        + ("met" if single <= 60 else "NOT met"),
+        f"- p50 at {first} caller: {single.result.p50_ms:.1f} ms (best row, {single.workers} "
+        f"workers, load average {single.load:.1f}); target <= 60 ms: "
+        + ("met" if single.result.p50_ms <= 60 else "NOT met"),
         f"- errors: {errors}; target 0: " + ("met" if errors == 0 else "NOT met"),
         f"- biometric section in process p50: {statistics.median(section_ms):.1f} ms wall, "
         f"{statistics.median(section_cpu_ms):.1f} ms CPU; target <= 30 ms (wall): "
@@ -380,15 +398,19 @@ def main(argv: list[str]) -> int:
     data = patient_data(cohort, str(cohort.patients.patient_id.iloc[0]), history_days=options.days)
     request = twin_pb2.GenerateInsightsRequest(patient_id="BENCH-0001", data=data)
     print("biometric section in process", flush=True)
-    section = biometric_in_process(data, repeats=10 if options.seconds < 5 else 40)
+    wall, cpu = biometric_in_process(data, repeats=10 if options.seconds < 5 else 40)
+    section = (wall, cpu, os.getloadavg()[0])
     print("bare fan-out", flush=True)
     fanout = asyncio.run(echo_fanout(request.SerializeToString(), options.callers, options.seconds))
-    runs = []
+    fanout_load = os.getloadavg()[0]
+    rows = []
     with tempfile.TemporaryDirectory(prefix="bench-orchestrator-") as tmp:
         for workers in options.workers:
-            print(f"mesh with {workers} worker(s) per service", flush=True)
-            runs.append(run_workers(workers, request, options, Path(tmp) / f"w{workers}"))
-    print(write(options, data, section, fanout, runs))
+            for callers in options.callers:
+                print(f"mesh with {workers} worker(s) per service, {callers} caller(s)", flush=True)
+                work = Path(tmp) / f"w{workers}-c{callers}"
+                rows.append(run_row(workers, callers, request, options, work))
+    print(write(options, data, section, fanout, fanout_load, rows))
     print(f"written to {options.output}")
     return 0
 

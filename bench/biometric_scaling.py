@@ -27,6 +27,8 @@ from twin_orchestrator.patient_bundle import patient_data
 HISTORY_DAYS: Final = (30, 90, 180, 365)
 INSTRUMENT_COUNTS: Final = (1, 2, 3, 4)
 PSEUDONYM: Final = "psn_" + "5" * 32
+#: Timed calls per cell (after two warm-up calls).
+REPEATS: Final = 25
 _INSTRUMENT_ENUMS: Final = tuple(
     common_pb2.Instrument.Value(f"INSTRUMENT_{name.upper()}") for name in INSTRUMENTS
 )
@@ -41,7 +43,7 @@ class ScalingCell:
     p50_ms: float
 
 
-def measure_scaling(model: EarlyWarningModel | None, repeats: int = 15) -> list[ScalingCell]:
+def measure_scaling(model: EarlyWarningModel | None, repeats: int = REPEATS) -> list[ScalingCell]:
     import torch
 
     from biometric_svc.bootstrap import TORCH_THREADS
@@ -57,17 +59,7 @@ def measure_scaling(model: EarlyWarningModel | None, repeats: int = 15) -> list[
     patient_id = str(couplings.loc[couplings.coupled, "patient_id"].iloc[0])
     servicer = transport.BiometricCorrelationServicer(BiometricService(early_warning=model))
 
-    async def timed(request: biometric_pb2.AnalyzePatientRequest) -> float:
-        for _ in range(2):
-            await servicer.AnalyzePatient(request, None)  # type: ignore[arg-type]
-        times = []
-        for _ in range(repeats):
-            started = time.perf_counter()
-            await servicer.AnalyzePatient(request, None)  # type: ignore[arg-type]
-            times.append((time.perf_counter() - started) * 1000)
-        return statistics.median(times)
-
-    cells = []
+    requests = []
     for days in HISTORY_DAYS:
         data = patient_data(cohort, patient_id, history_days=days)
         for count in INSTRUMENT_COUNTS:
@@ -76,9 +68,27 @@ def measure_scaling(model: EarlyWarningModel | None, repeats: int = 15) -> list[
             request = biometric_pb2.AnalyzePatientRequest(
                 patient_pseudonym=PSEUDONYM, biometrics=data.biometrics, indicators=scores
             )
-            p50 = asyncio.run(timed(request))
-            cells.append(ScalingCell(days, count, len(data.biometrics), len(scores), p50))
-    return cells
+            requests.append((days, count, len(data.biometrics), len(scores), request))
+
+    async def timed() -> list[list[float]]:
+        for *_, request in requests:
+            for _ in range(2):
+                await servicer.AnalyzePatient(request, None)  # type: ignore[arg-type]
+        times: list[list[float]] = [[] for _ in requests]
+        # Round-robin over the cells: a burst of other work on the shared machine then
+        # slows one call of every cell, not every call of a few cells.
+        for _ in range(repeats):
+            for cell, (*_, request) in enumerate(requests):
+                started = time.perf_counter()
+                await servicer.AnalyzePatient(request, None)  # type: ignore[arg-type]
+                times[cell].append((time.perf_counter() - started) * 1000)
+        return times
+
+    times = asyncio.run(timed())
+    return [
+        ScalingCell(days, count, samples, scores, statistics.median(cell_times))
+        for (days, count, samples, scores, _), cell_times in zip(requests, times, strict=True)
+    ]
 
 
 def scaling_lines(cells: list[ScalingCell], load_average: tuple[float, float]) -> list[str]:
@@ -87,8 +97,8 @@ def scaling_lines(cells: list[ScalingCell], load_average: tuple[float, float]) -
         "",
         "AnalyzePatient in process (bench/biometric_scaling.py: the servicer called directly, "
         "validation, one-pass analysis, early warning and response building included; no "
-        "transport), p50 ms of 15 calls per cell, one coupled synthetic patient, daily "
-        "wearable samples. Load average (1/5 min) when measured: "
+        f"transport), p50 ms of {REPEATS} calls per cell (the cells measured round-robin), one "
+        "coupled synthetic patient, daily wearable samples. Load average (1/5 min) when measured: "
         f"{load_average[0]:.1f} / {load_average[1]:.1f}.",
         "",
         "| days of history | biometric samples | "

@@ -117,6 +117,18 @@ class FeatureImportance:
 
 
 @dataclass(frozen=True)
+class OwnHistoryCheck:
+    """The ensemble scored on the patient's own history (score points; see the proto)."""
+
+    pairs: int
+    ensemble_mae: float
+    seasonal_naive_mae: float
+    interval_scale: float
+    unfamiliar: bool
+    member_weights: tuple[tuple[str, float], ...]
+
+
+@dataclass(frozen=True)
 class InstrumentForecast:
     instrument: Instrument
     points: tuple[ForecastPoint, ...]
@@ -125,6 +137,7 @@ class InstrumentForecast:
     feature_importance: tuple[FeatureImportance, ...]
     model: ModelChoice
     observed_days: int
+    own_history: OwnHistoryCheck | None = None
 
 
 @dataclass(frozen=True)

@@ -159,6 +159,15 @@ def response_to_proto(result: ForecastResult) -> forecasting_pb2.ForecastSymptom
             period_message.start_date.CopyFrom(to_timestamp(period.start_date))
             period_message.end_date.CopyFrom(to_timestamp(period.end_date))
             period_message.peak_date.CopyFrom(to_timestamp(period.peak_date))
+        if forecast.own_history is not None:
+            check = forecast.own_history
+            message.own_history.pairs = check.pairs
+            message.own_history.ensemble_mae = check.ensemble_mae
+            message.own_history.seasonal_naive_mae = check.seasonal_naive_mae
+            message.own_history.interval_scale = check.interval_scale
+            message.own_history.unfamiliar = check.unfamiliar
+            for member, weight in check.member_weights:
+                message.own_history.member_weights.add(member=member, weight=weight)
         for driver in forecast.feature_importance:
             message.feature_importance.add(
                 feature=driver.feature,

@@ -25,6 +25,7 @@ from forecasting_svc.domain import (
     ForecastResult,
     InstrumentForecast,
     ModelChoice,
+    OwnHistoryCheck,
     RiskPeriod,
 )
 from forecasting_svc.importance import attention_importance, shap_importance
@@ -236,6 +237,7 @@ class ForecastingService:
                     feature_importance=tuple(drivers),
                     model=spec.model,
                     observed_days=window.observed_days[row],
+                    own_history=_own_history_check(prediction, spec_i.max_score),
                 )
             )
         used = [models.manifests[name] for name in _ARTIFACTS_USED[spec.model]]
@@ -246,3 +248,17 @@ class ForecastingService:
                 spec.model.value, spec.interval_coverage
             ),
         )
+
+
+def _own_history_check(prediction: SeriesPrediction, max_score: float) -> OwnHistoryCheck | None:
+    check = prediction.own_history
+    if check is None:
+        return None
+    return OwnHistoryCheck(
+        pairs=check.pairs,
+        ensemble_mae=check.ensemble_mae * max_score,
+        seasonal_naive_mae=check.seasonal_naive_mae * max_score,
+        interval_scale=check.interval_scale,
+        unfamiliar=check.unfamiliar,
+        member_weights=check.weights,
+    )

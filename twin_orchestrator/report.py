@@ -51,7 +51,7 @@ from twin_orchestrator.report_plots import (
     risk_timeline,
     to_datetime,
 )
-from twin_orchestrator.triggers import trend_evidence, trend_words
+from twin_orchestrator.triggers import own_history_words, trend_evidence, trend_words
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -435,6 +435,12 @@ def _forecast_section(
                 "label": label,
                 "observed_days": forecast.observed_days,
                 "trend": _trend(forecast) if forecast.HasField("trend") else None,
+                "own_history": (
+                    own_history_words(forecast.own_history)
+                    if forecast.HasField("own_history")
+                    else None
+                ),
+                "unfamiliar": forecast.own_history.unfamiliar,
                 "risk_periods": [
                     {
                         "start": _day(p.start_date),

@@ -12,6 +12,7 @@ from novamind.twin.v1 import twin_pb2
 from twin_orchestrator.triggers import (
     METRIC_NAMES,
     SECTION_NAMES,
+    own_history_words,
     phenotype_name,
     risk_level_name,
     trend_evidence,
@@ -53,6 +54,8 @@ def format_insights(response: twin_pb2.GenerateInsightsResponse) -> str:
             f"median {last.point:.1f} (interval {last.lower:.1f}–{last.upper:.1f}); "
             f"trend {_trend(item.trend)}"
         )
+        if item.HasField("own_history"):
+            lines.append(f"  {own_history_words(item.own_history)}")
         drivers = [d.label or d.feature for d in item.feature_importance[:3]]
         if drivers:
             lines.append(f"  main drivers: {', '.join(drivers)}")

@@ -77,6 +77,27 @@ def trend_evidence(trend: forecasting_pb2.Trend, digits: int = 2) -> str:
     return f"p = {trend.p_value:.3g}, {significance}"
 
 
+def own_history_words(check: forecasting_pb2.OwnHistoryCheck) -> str:
+    """How far to trust a forecast, from how it did on the patient's own earlier scores."""
+    if check.pairs == 0:
+        return (
+            "not checked on this patient's own scores (too few yet): "
+            "it rests on the training patients alone"
+        )
+    scores = "score" if check.pairs == 1 else "scores"
+    words = (
+        f"checked on {check.pairs} of this patient's earlier {scores}: typical error "
+        f"{check.ensemble_mae:.1f} points (repeating last week's or the last visit's score: "
+        f"{check.seasonal_naive_mae:.1f})"
+    )
+    if check.unfamiliar:
+        words += (
+            "; this patient's scores are far less predictable than the training "
+            "patients', so the interval may be too narrow"
+        )
+    return words
+
+
 @dataclass(frozen=True)
 class Match:
     fields: dict[str, Any]

@@ -25,7 +25,9 @@ from forecasting_svc.models.combination import (
     MAX_BACKTEST_DAYS,
     SPARSE,
     CombinationPrior,
+    OwnHistory,
     SeriesBacktest,
+    own_history,
 )
 from forecasting_svc.models.conformal import (
     BACKTEST_MAX_HORIZON,
@@ -75,6 +77,8 @@ class SeriesPrediction:
     base: FloatArray  # (horizon, 3) uncalibrated 10/50/90 % quantiles of the chosen model
     attention: FloatArray | None  # (window / 7,) transformer attention over weekly patches
     shap: FloatArray | None  # (len(FEATURE_NAMES),) mean |SHAP| of the median over the horizon
+    #: The per-patient ensemble's own-history backtest (ENSEMBLE with its combination only).
+    own_history: OwnHistory | None = None
 
 
 @dataclass
@@ -407,6 +411,7 @@ class ForecastModels:
                 [choices[i] for i in global_rows.tolist()],
             )
         combined_tau: dict[int, FloatArray] = {}
+        checks: dict[int, OwnHistory] = {}
         ensemble_rows = np.flatnonzero(combined_rows)
         if len(ensemble_rows) and self.combination is not None:
             with model_span(
@@ -428,6 +433,7 @@ class ForecastModels:
                         final, backtest, int(panel.instrument[series[row]]), cadence
                     )
                     combined_tau[row] = self.combination.quantile_function(combined, cadence)
+                    checks[row] = own_history(combined, backtest)
         results: list[SeriesPrediction] = []
         for i in range(count):
             h = int(horizons[i])
@@ -440,6 +446,7 @@ class ForecastModels:
                         base=values_at(tau_values, BASE_LEVELS),
                         attention=attention[i] if use_t[i] else None,
                         shap=shap[i] if (use_x[i] and explain) else None,
+                        own_history=checks[i],
                     )
                 )
                 continue

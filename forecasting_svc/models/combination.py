@@ -132,6 +132,43 @@ class CombinedForecast:
     scale: float
     evidence: int  # backtest pairs
     backtest_residual: FloatArray  # (P,) combined forecast minus target on the backtests
+    bucket_scale: FloatArray  # (len(WEIGHT_BUCKETS),) the scale of each weight bucket
+
+
+@dataclass(frozen=True)
+class OwnHistory:
+    """How the combined forecast did on the series' own backtests (0..1 score units)."""
+
+    pairs: int
+    ensemble_mae: float
+    seasonal_naive_mae: float
+    interval_scale: float
+    #: A scale (overall or of a bucket) at the SCALE_RANGE ceiling.
+    unfamiliar: bool
+    #: (member, weight) of the first weight bucket, largest first, zero weights left out.
+    weights: tuple[tuple[str, float], ...]
+
+
+def own_history(combined: CombinedForecast, backtest: SeriesBacktest) -> OwnHistory:
+    """The patient-facing summary of ``combined``'s own-history backtest."""
+    pairs = len(backtest.target)
+    naive = MEMBERS.index("seasonal_naive")
+    ceiling = SCALE_RANGE[1] * (1 - 1e-9)
+    order = np.argsort(-combined.weights[0], kind="stable")
+    return OwnHistory(
+        pairs=pairs,
+        ensemble_mae=float(np.abs(combined.backtest_residual).mean()) if pairs else 0.0,
+        seasonal_naive_mae=(
+            float(np.abs(backtest.forecasts[naive] - backtest.target).mean()) if pairs else 0.0
+        ),
+        interval_scale=combined.scale,
+        unfamiliar=bool(
+            combined.scale >= ceiling or (pairs > 0 and combined.bucket_scale.max() >= ceiling)
+        ),
+        weights=tuple(
+            (MEMBERS[m], float(combined.weights[0, m])) for m in order if combined.weights[0, m] > 0
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -214,7 +251,7 @@ class CombinationPrior:
                     bucket_scale[b] = np.exp(raw * trust)
             bucket_scale = np.clip(bucket_scale, *SCALE_RANGE)
         sigma = bucket_scale[weight_bucket(days)] * profile[horizon_group(days)]
-        return CombinedForecast(median, sigma, weights, scale, n, residual)
+        return CombinedForecast(median, sigma, weights, scale, n, residual, bucket_scale)
 
     def quantile_function(self, combined: CombinedForecast, cadence: int) -> FloatArray:
         """(H, len(TAU_GRID)) calibrated values of one combined forecast (unclipped)."""

@@ -79,6 +79,13 @@ async def test_forecast_over_mtls(make_settings, pki_dir, forecasting):
             assert point.lower == pytest.approx(values[0]) and point.upper == pytest.approx(
                 values[2]
             )
+        # The own-history check travels with every ensemble forecast.
+        check = forecast.own_history
+        assert forecast.HasField("own_history") and check.pairs > 0
+        assert 0 < check.ensemble_mae < 10 and 0 < check.seasonal_naive_mae < 10
+        assert 1 / 3 <= check.interval_scale <= 3
+        assert sum(w.weight for w in check.member_weights) == pytest.approx(1.0)
+        assert {w.member for w in check.member_weights} <= {"xgboost", "ets", "recent_mean"}
         sources = {d.source for d in forecast.feature_importance}
         # Every driver carries clinical words besides its raw feature name.
         for driver in forecast.feature_importance:

@@ -154,3 +154,37 @@ def test_the_templates_ship_as_package_data() -> None:
     assert package / "rules.yaml" in shipped
     pins = config["project"]["dependencies"]
     assert any(pin.startswith("Jinja2==") for pin in pins)
+
+
+def test_the_own_history_check_says_how_far_to_trust_the_forecast() -> None:
+    response = fx.insights_response()
+    phq9, mood = response.forecast.forecast.forecasts[0], response.forecast.forecast.forecasts[1]
+    phq9.own_history.pairs = 150
+    phq9.own_history.ensemble_mae = 2.04
+    phq9.own_history.seasonal_naive_mae = 2.61
+    phq9.own_history.interval_scale = 1.2
+    mood.own_history.pairs = 40
+    mood.own_history.ensemble_mae = 3.5
+    mood.own_history.seasonal_naive_mae = 3.9
+    mood.own_history.interval_scale = 3.0
+    mood.own_history.unfamiliar = True
+    forecast = parse(_render(response)).section("forecast")
+    calm = (
+        "Forecast checked on 150 of this patient's earlier scores: typical error 2.0 points "
+        "(repeating last week's or the last visit's score: 2.6)."
+    )
+    assert calm in forecast
+    assert "checked on 40 of this patient's earlier scores: typical error 3.5 points" in forecast
+    assert forecast.count("far less predictable than the training patients") == 1
+    text = format_insights(response)
+    assert "typical error 2.0 points (repeating last week's or the last visit's score: 2.6)" in text
+    assert text.count("so the interval may be too narrow") == 1
+
+
+def test_a_forecast_without_own_history_is_said_to_rest_on_the_training_patients() -> None:
+    response = fx.insights_response()
+    response.forecast.forecast.forecasts[0].own_history.SetInParent()  # pairs = 0
+    text = format_insights(response)
+    assert text.count("not checked on this patient's own scores (too few yet)") == 1
+    forecast = parse(_render(response)).section("forecast")
+    assert "rests on the training patients alone" in forecast

@@ -41,9 +41,20 @@ def _private_directory(directory: Path) -> None:
 
 
 def _private_files(path: Path) -> None:
-    """Create the database 0600 before SQLite opens it; tighten files left wider."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
-    os.close(fd)
+    """Create the database 0600 before SQLite opens it; tighten files left wider.
+
+    An existing database is never opened here: closing any descriptor of a file
+    drops every POSIX lock this process holds on it, SQLite's included, and
+    another process that opens and closes the store (a second worker, an
+    operator command) would then take its connection for the last one and
+    delete the WAL under this one.
+    """
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    except FileExistsError:
+        pass
+    else:
+        os.close(fd)
     for suffix in _COMPANIONS:
         companion = path.with_name(path.name + suffix)
         if companion.exists() and stat.S_IMODE(companion.stat().st_mode) != FILE_MODE:

@@ -9,6 +9,8 @@ import asyncio
 import logging
 import sqlite3
 import stat
+import subprocess
+import sys
 import threading
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -259,6 +261,29 @@ def test_sqlite_store_left_world_readable_is_tightened(tmp_path):
     SqliteSnapshotStore(directory / "twin.sqlite", KEY).close_sync()
     assert _mode(directory) == 0o700
     assert {_mode(p) for p in directory.iterdir()} == {0o600}
+
+
+def test_sqlite_store_shared_with_another_process_loses_no_write(tmp_path):
+    """Another process (e.g. `novamind prune-snapshots`) opening and closing the file
+    while the orchestrator runs must not take the WAL away from under the orchestrator."""
+    path = tmp_path / "store" / "twin.sqlite"
+    store = SqliteSnapshotStore(path, KEY)
+    first = store.save_sync(_psn(), T0, _data(), b.empty_response())
+    other = (
+        "import sys; from pathlib import Path; "
+        "from twin_orchestrator.sqlite_store import SqliteSnapshotStore; "
+        "s = SqliteSnapshotStore(Path(sys.argv[1]), bytes(range(32))); "
+        "print(s.count_sync()); s.close_sync()"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", other, str(path)], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "1"
+    second = store.save_sync(_psn(), T0 + timedelta(days=1), _data(), b.empty_response())
+    reader = SqliteSnapshotStore(path, KEY)
+    assert [s.snapshot_id for s in reader.history_sync(_psn())] == [first, second]
+    reader.close_sync()
+    store.close_sync()
 
 
 def test_sqlite_store_from_before_migrations_opens_and_reads(tmp_path):

@@ -30,6 +30,8 @@ STRUCTURED_FIELDS = (
     "status",
     "model",
     "version",
+    "removed",
+    "retention_days",
 )
 
 

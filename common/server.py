@@ -34,6 +34,7 @@ _LOGGER = logging.getLogger(__name__)
 
 Registrar = Callable[[grpc.aio.Server], None]
 ShutdownHook = Callable[[], Awaitable[None]]
+StartHook = Callable[[], Awaitable[None]]
 
 
 @dataclass
@@ -44,7 +45,9 @@ class ServiceDefinition:
     service_names: tuple[str, ...]
     #: Adds the servicer(s) to a server.
     register: Registrar
-    #: Called after the server stopped (release models, close stores).
+    #: Called once the server is serving (start background tasks).
+    on_start: StartHook | None = None
+    #: Called after the server stopped (stop background tasks, release models, close stores).
     on_shutdown: ShutdownHook | None = None
     #: Whether this service's RPCs touch patient data (audited).
     audited: bool = True
@@ -92,6 +95,8 @@ class MeshServer:
             await self.health_server.start()
         for name in ("", *self.definition.service_names):
             await self.health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        if self.definition.on_start is not None:
+            await self.definition.on_start()
         _LOGGER.info(
             "serving",
             extra={

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -110,6 +111,25 @@ def _get_store_url(env: Mapping[str, str]) -> str:
     return check_store_url(env.get("NOVAMIND_STORE_URL", ""))
 
 
+#: Longest retention accepted (a hundred years): beyond it "keep forever" is what is meant.
+MAX_RETENTION_DAYS = 36_500
+
+
+def _get_retention_days(env: Mapping[str, str]) -> int:
+    """Whole days of snapshots to keep; 0 (or unset) keeps them forever."""
+    name = "NOVAMIND_SNAPSHOT_RETENTION_DAYS"
+    raw = env.get(name, "").strip()
+    if raw == "":
+        return 0
+    # Digits only: "30d", "1.5" or "-7" must fail, not be read as something else.
+    if not re.fullmatch(r"[0-9]+", raw) or int(raw) > MAX_RETENTION_DAYS:
+        raise SettingsError(
+            f"{name}: must be a whole number of days from 1 to {MAX_RETENTION_DAYS}, "
+            "or 0 (or unset) to keep snapshots forever"
+        )
+    return int(raw)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Runtime configuration of one service process."""
@@ -182,6 +202,11 @@ class Settings:
     """NOVAMIND_STORE_PASSWORD_FILE: file holding the PostgreSQL password (a mounted secret)."""
     store_pool_size: int = 10
     """NOVAMIND_STORE_POOL_SIZE: most PostgreSQL connections one orchestrator process opens."""
+    snapshot_retention_days: int = 0
+    """NOVAMIND_SNAPSHOT_RETENTION_DAYS: (orchestrator) delete snapshots older than this many
+    days, except each patient's newest; 0 or unset keeps every snapshot forever."""
+    snapshot_prune_interval_seconds: float = 3600.0
+    """NOVAMIND_SNAPSHOT_PRUNE_INTERVAL_SECONDS: (orchestrator) time between retention runs."""
     max_history_points: int = 20_000
     """NOVAMIND_MAX_HISTORY_POINTS: largest number of observations accepted in one request."""
     extra: dict[str, str] = field(default_factory=dict)
@@ -259,6 +284,10 @@ class Settings:
                 else None
             ),
             store_pool_size=_get_int(env, "NOVAMIND_STORE_POOL_SIZE", 10, 1, 1000),
+            snapshot_retention_days=_get_retention_days(env),
+            snapshot_prune_interval_seconds=_get_float(
+                env, "NOVAMIND_SNAPSHOT_PRUNE_INTERVAL_SECONDS", 3600.0, 0.1, 86_400.0
+            ),
             max_history_points=_get_int(env, "NOVAMIND_MAX_HISTORY_POINTS", 20_000, 10, 10_000_000),
             extra=extra,
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from pathlib import Path
 
 from common.pseudonym import Pseudonymizer
@@ -10,10 +12,13 @@ from common.settings import Settings, SettingsError, check_store_url
 from twin_orchestrator.downstream import MeshClients
 from twin_orchestrator.postgres_store import PostgresSnapshotStore
 from twin_orchestrator.prioritization import load_rules
+from twin_orchestrator.retention import SnapshotPruner
 from twin_orchestrator.server import service_definition
 from twin_orchestrator.service import TwinService
 from twin_orchestrator.sqlite_store import SqliteSnapshotStore
 from twin_orchestrator.store import SnapshotStore
+
+_LOGGER = logging.getLogger(__name__)
 
 
 def _read_secret_file(path: Path, variable: str) -> str:
@@ -54,4 +59,20 @@ def build_service(settings: Settings) -> TwinService:
 
 
 def build(settings: Settings) -> ServiceDefinition:
-    return service_definition(build_service(settings))
+    service = build_service(settings)
+    definition = service_definition(service)
+    if not settings.snapshot_retention_days:
+        _LOGGER.info("snapshot retention off: every snapshot is kept")
+        return definition
+    pruner = SnapshotPruner(
+        service.store,
+        settings.snapshot_retention_days,
+        settings.snapshot_prune_interval_seconds,
+    )
+
+    async def stop() -> None:
+        # The pruner goes first: it must not run a batch on a closed store.
+        await pruner.stop()
+        await service.close()
+
+    return dataclasses.replace(definition, on_start=pruner.start, on_shutdown=stop)

@@ -4,6 +4,7 @@
     novamind insights --fhir bundle.json [--fhir-out insights.fhir.json]
     novamind progress --patient-id ID [--since 2026-01-01]
     novamind health [--target forecasting=dns:///forecasting.novamind:50051 ...]
+    novamind prune-snapshots [--older-than-days 30]
 
 The patient file is a GenerateInsightsRequest in protobuf JSON form; --fhir reads
 a FHIR R4 Bundle instead (docs/data-formats.md) and --fhir-out writes the
@@ -13,8 +14,15 @@ operator identity, or plaintext with NOVAMIND_INSECURE=1. Service addresses are
 any gRPC target; each defaults to NOVAMIND_<SERVICE>_ADDR (ORCHESTRATOR,
 FORECASTING, BIOMETRIC, PHARMACOGENOMICS), else localhost at the default port.
 
-Exit status: 0 done; 1 the call failed, a service is not serving, or the patient
-has no stored insights; 2 the command line or the patient file is wrong.
+prune-snapshots is the retention run of the orchestrator, on demand: it opens
+the longitudinal store itself, with the orchestrator's settings (NOVAMIND_STORE_*,
+NOVAMIND_STORE_KEY), so run it where the orchestrator runs (e.g. kubectl exec).
+It deletes snapshots older than --older-than-days (default
+NOVAMIND_SNAPSHOT_RETENTION_DAYS), keeping each patient's newest.
+
+Exit status: 0 done; 1 the call failed, a service is not serving, the patient
+has no stored insights, or the store failed; 2 the command line, the patient file
+or a setting is wrong.
 """
 
 from __future__ import annotations
@@ -22,6 +30,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
+import sqlite3
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -33,7 +43,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from common.channels import mesh_channel
 from common.launcher import MESH_SERVICES
-from common.settings import DEFAULT_PORTS
+from common.settings import DEFAULT_PORTS, MAX_RETENTION_DAYS, Settings, SettingsError
 from novamind.twin.v1 import twin_pb2, twin_pb2_grpc
 from twin_orchestrator.patient_file import PatientFileError
 from twin_orchestrator.patient_file import read_patient_file as _read_patient_file
@@ -183,6 +193,64 @@ async def _health(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def _retention_days(text: str) -> int:
+    days = int(text) if re.fullmatch(r"[0-9]+", text.strip()) else 0
+    if not 1 <= days <= MAX_RETENTION_DAYS:
+        raise argparse.ArgumentTypeError(
+            f"must be a whole number of days from 1 to {MAX_RETENTION_DAYS}"
+        )
+    return days
+
+
+async def _prune_snapshots(args: argparse.Namespace) -> int:
+    # Imported here: only this command opens the store (and needs its drivers).
+    from twin_orchestrator.bootstrap import open_store
+    from twin_orchestrator.retention import retention_cutoff
+    from twin_orchestrator.store import StoreError
+
+    try:
+        settings = Settings.from_env("orchestrator")
+        days = args.older_than_days or settings.snapshot_retention_days
+        if not days:
+            raise SettingsError(
+                "NOVAMIND_SNAPSHOT_RETENTION_DAYS is unset (keep forever): "
+                "pass --older-than-days N to prune anyway"
+            )
+        if not (settings.store_url or settings.store_url_file) and not settings.store_path.exists():
+            # Opening would create an empty store: more likely a wrong NOVAMIND_STORE_PATH.
+            raise SettingsError("NOVAMIND_STORE_PATH: no store file there")
+        store = open_store(settings)
+    except (SettingsError, StoreError) as exc:
+        print(f"novamind prune-snapshots: {exc}", file=sys.stderr)
+        return USAGE_ERROR if isinstance(exc, SettingsError) else 1
+    except (sqlite3.Error, OSError) as exc:
+        print(
+            f"novamind prune-snapshots: SQLite store failed: {type(exc).__name__}", file=sys.stderr
+        )
+        return 1
+    cutoff = retention_cutoff(datetime.now(UTC), days)
+    try:
+        removed = await store.prune(cutoff)
+        remaining = await store.count()
+    except StoreError as exc:
+        print(f"novamind prune-snapshots: {exc}", file=sys.stderr)
+        return 1
+    except (sqlite3.Error, OSError) as exc:
+        # SQLite's own errors (e.g. "database is locked"): the class says enough.
+        print(
+            f"novamind prune-snapshots: SQLite store failed: {type(exc).__name__}", file=sys.stderr
+        )
+        return 1
+    finally:
+        await store.close()
+    print(
+        f"removed {removed} snapshot(s) generated before {cutoff.isoformat(timespec='seconds')} "
+        f"(older than {days} day(s); each patient's newest kept); "
+        f"{remaining} remain in the {store.backend} store"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="novamind", description=__doc__.split("\n\n")[0])
     parser.add_argument("--tls-dir", default=os.environ.get("NOVAMIND_TLS_DIR", "var/certs"))
@@ -230,12 +298,28 @@ def build_parser() -> argparse.ArgumentParser:
     health.add_argument(
         "--host", default="", help="every service not given by --target at <host>:<default port>"
     )
+    prune = sub.add_parser(
+        "prune-snapshots",
+        help="delete stored snapshots past retention now (each patient's newest is kept)",
+    )
+    prune.add_argument(
+        "--older-than-days",
+        type=_retention_days,
+        default=None,
+        help="delete snapshots generated more than this many days ago "
+        "(default NOVAMIND_SNAPSHOT_RETENTION_DAYS)",
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    command = {"insights": _insights, "progress": _progress, "health": _health}[args.command]
+    command = {
+        "insights": _insights,
+        "progress": _progress,
+        "health": _health,
+        "prune-snapshots": _prune_snapshots,
+    }[args.command]
     try:
         return asyncio.run(command(args))
     except grpc.aio.AioRpcError as exc:

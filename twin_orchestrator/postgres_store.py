@@ -11,6 +11,11 @@ honoured, TLS ones included (``sslmode``, ``sslrootcert``, ``sslcert``,
   together apply each migration exactly once.
 - Writers: each snapshot is one INSERT of a random primary key, so replicas
   never contend for a row; a pool of async connections (psycopg 3) per process.
+- Retention: ``prune`` batches lock the rows they look at with ``FOR UPDATE
+  SKIP LOCKED``, so replicas pruning at once share the backlog instead of
+  waiting on (or deadlocking over) the same rows; a row's delete checks for a
+  newer row of its patient in the same statement, so no prune removes a
+  patient's newest snapshot (store.py, ``SnapshotStore.prune``).
 - Durability: ``save`` returns after the COMMIT with ``synchronous_commit=on``
   (the WAL record is flushed), so an acknowledged snapshot outlives the
   replica that wrote it.
@@ -32,6 +37,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from novamind.twin.v1 import twin_pb2
 from twin_orchestrator.store import (
+    PruneKey,
     SealedSnapshot,
     Snapshot,
     SnapshotCipher,
@@ -46,6 +52,27 @@ _LOGGER = logging.getLogger(__name__)
 MIGRATION_LOCK_KEY = int.from_bytes(b"novamind", "big") & 0x7FFF_FFFF_FFFF_FFFF
 DEFAULT_CONNECT_TIMEOUT_SECONDS = 10
 _STRONG_SSLMODES = frozenset({"verify-ca", "verify-full"})
+
+#: The rows a prune batch looks at, locked for this transaction; rows another replica's
+#: batch holds are skipped (it is deleting them).
+_PRUNE_SCAN = """
+SELECT snapshot_id, generated_at FROM snapshots
+WHERE generated_at < %(cutoff)s {after}
+ORDER BY generated_at, snapshot_id
+LIMIT %(limit)s
+FOR UPDATE SKIP LOCKED
+"""
+_PRUNE_AFTER = "AND (generated_at, snapshot_id) > (%(after_at)s, %(after_id)s)"
+
+#: Of those, the rows with a newer row of the same patient (in the order of ``history``).
+_PRUNE_DELETE = """
+DELETE FROM snapshots AS old
+WHERE old.snapshot_id = ANY(%(ids)s)
+  AND EXISTS (
+    SELECT 1 FROM snapshots AS newer
+    WHERE newer.pseudonym = old.pseudonym
+      AND (newer.generated_at, newer.snapshot_id) > (old.generated_at, old.snapshot_id))
+"""
 
 _CREATE_MIGRATIONS_TABLE = """
 CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -249,6 +276,30 @@ class PostgresSnapshotStore(SnapshotStore):
         except (psycopg.Error, PoolTimeout) as exc:
             raise StoreError(f"PostgreSQL store read failed: {type(exc).__name__}") from None
         return int(row[0]) if row else 0
+
+    async def _prune_batch(
+        self, cutoff: datetime, after: PruneKey | None, limit: int
+    ) -> tuple[int, PruneKey | None]:
+        params: dict[str, object] = {"cutoff": cutoff.astimezone(UTC), "limit": limit}
+        if after is not None:
+            params["after_at"], params["after_id"] = after
+        scan = _PRUNE_SCAN.format(after=_PRUNE_AFTER if after is not None else "")
+        pool = await self._ready()
+        try:
+            async with pool.connection() as conn, conn.transaction():
+                cursor = await conn.execute(scan.encode(), params)
+                rows = await cursor.fetchall()
+                removed = 0
+                if rows:
+                    ids = [snapshot_id for snapshot_id, _ in rows]
+                    cursor = await conn.execute(_PRUNE_DELETE.encode(), {"ids": ids})
+                    removed = cursor.rowcount
+        except (psycopg.Error, PoolTimeout) as exc:
+            raise StoreError(f"PostgreSQL store prune failed: {type(exc).__name__}") from None
+        if not rows:
+            return 0, None
+        last_id, last_at = rows[-1]
+        return removed, (last_at, last_id)
 
     async def close(self) -> None:
         if self._opened:

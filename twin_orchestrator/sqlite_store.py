@@ -19,7 +19,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from novamind.twin.v1 import twin_pb2
-from twin_orchestrator.store import SealedSnapshot, Snapshot, SnapshotCipher, SnapshotStore
+from twin_orchestrator.store import (
+    PruneKey,
+    SealedSnapshot,
+    Snapshot,
+    SnapshotCipher,
+    SnapshotStore,
+)
 from twin_orchestrator.store_migrations import load_migrations
 
 _LOGGER = logging.getLogger(__name__)
@@ -59,6 +65,25 @@ def _private_files(path: Path) -> None:
         companion = path.with_name(path.name + suffix)
         if companion.exists() and stat.S_IMODE(companion.stat().st_mode) != FILE_MODE:
             companion.chmod(FILE_MODE)
+
+
+#: Deletes the listed rows that have a newer row of the same patient (in the order of
+#: ``history``); ``{marks}`` becomes one "?" per id, so only placeholders enter the SQL.
+_DELETE_UNLESS_NEWEST = """
+DELETE FROM snapshots
+WHERE snapshot_id IN ({marks})
+  AND EXISTS (
+    SELECT 1 FROM snapshots AS newer
+    WHERE newer.pseudonym = snapshots.pseudonym
+      AND (newer.generated_at > snapshots.generated_at
+           OR (newer.generated_at = snapshots.generated_at
+               AND newer.snapshot_id > snapshots.snapshot_id)))
+"""
+
+
+def _stamp(moment: datetime) -> str:
+    """How a time is stored: UTC ISO 8601 with microseconds, which sorts as text."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def _statements(script: str) -> list[str]:
@@ -130,7 +155,7 @@ class SqliteSnapshotStore(SnapshotStore):
         snapshot_id: str | None = None,
     ) -> str:
         sealed = self._cipher.seal(pseudonym, generated_at, data, response, snapshot_id)
-        stamp = generated_at.astimezone(UTC).isoformat(timespec="microseconds")
+        stamp = _stamp(generated_at)
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
@@ -151,7 +176,7 @@ class SqliteSnapshotStore(SnapshotStore):
         params: list[str] = [pseudonym]
         if since is not None:
             query += " AND generated_at >= ?"
-            params.append(since.astimezone(UTC).isoformat(timespec="microseconds"))
+            params.append(_stamp(since))
         query += " ORDER BY generated_at, snapshot_id"
         with self._lock:
             rows = self._conn.execute(query, params).fetchall()
@@ -167,6 +192,37 @@ class SqliteSnapshotStore(SnapshotStore):
     def count_sync(self) -> int:
         with self._lock:
             return int(self._conn.execute("SELECT COUNT(*) FROM snapshots").fetchone()[0])
+
+    def prune_batch_sync(
+        self, cutoff: datetime, after: PruneKey | None, limit: int
+    ) -> tuple[int, PruneKey | None]:
+        query = "SELECT snapshot_id, generated_at FROM snapshots WHERE generated_at < ?"
+        params: list[object] = [_stamp(cutoff)]
+        if after is not None:
+            query += " AND (generated_at, snapshot_id) > (?, ?)"
+            params += [after[0], after[1]]
+        query += " ORDER BY generated_at, snapshot_id LIMIT ?"
+        params.append(limit)
+        with self._lock:
+            # One write transaction per batch: the newest-row check and the delete see
+            # the same rows, and another process's saves wait at most this long.
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                rows = self._conn.execute(query, params).fetchall()
+                removed = 0
+                if rows:
+                    marks = ",".join("?" * len(rows))
+                    delete = _DELETE_UNLESS_NEWEST.format(marks=marks)
+                    ids = [snapshot_id for snapshot_id, _ in rows]
+                    removed = self._conn.execute(delete, ids).rowcount
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        if not rows:
+            return 0, None
+        last_id, last_stamp = rows[-1]
+        return removed, (last_stamp, last_id)
 
     async def save(
         self,
@@ -185,6 +241,11 @@ class SqliteSnapshotStore(SnapshotStore):
 
     async def count(self) -> int:
         return await asyncio.to_thread(self.count_sync)
+
+    async def _prune_batch(
+        self, cutoff: datetime, after: PruneKey | None, limit: int
+    ) -> tuple[int, PruneKey | None]:
+        return await asyncio.to_thread(self.prune_batch_sync, cutoff, after, limit)
 
     async def close(self) -> None:
         self.close_sync()

@@ -12,6 +12,11 @@ row, or given another snapshot id, fails to decrypt.
 ``save`` returns only after the row is durably committed, so a snapshot
 acknowledged to a caller survives a crash of the process (and, for
 PostgreSQL, of the replica that wrote it).
+
+``prune`` is the retention rule: snapshots generated before a cutoff go,
+except each patient's newest, so a patient not re-scored for a while keeps a
+baseline for GetPatientProgress. It reads only the clear columns (pseudonym,
+generated_at, snapshot_id) and never decrypts.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import secrets
 import struct
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -29,6 +35,12 @@ from novamind.twin.v1 import twin_pb2
 
 _FORMAT_VERSION = 1
 _NONCE_BYTES = 12
+
+#: Rows one prune transaction looks at: writers wait at most one batch's delete.
+PRUNE_BATCH_ROWS = 500
+
+#: Where a prune pass has got to: (generated_at as the backend stores it, snapshot_id).
+PruneKey = tuple[Any, str]
 
 
 class StoreError(Exception):
@@ -138,6 +150,37 @@ class SnapshotStore(abc.ABC):
     @abc.abstractmethod
     async def count(self) -> int:
         """How many snapshots the store holds (all patients)."""
+
+    async def prune(self, cutoff: datetime, *, batch_rows: int = PRUNE_BATCH_ROWS) -> int:
+        """Delete the snapshots generated before ``cutoff``, except each patient's newest.
+
+        Returns how many rows this call removed. The rows older than the cutoff
+        are walked in (generated_at, snapshot_id) order, one transaction per
+        batch, so a long backlog never holds writers for long. "Newest" is the
+        patient's last row in that order (the order of ``history``). A row is
+        deleted only if a newer row of the same patient exists when its batch
+        runs, so the newest row a patient ever had is never deleted, whatever
+        other prunes or saves run at the same time; a row already deleted by a
+        concurrent prune is simply not counted again.
+        """
+        if batch_rows < 1:
+            raise ValueError("batch_rows: must be at least 1")
+        removed = 0
+        after: PruneKey | None = None
+        while True:
+            batch_removed, after = await self._prune_batch(cutoff, after, batch_rows)
+            removed += batch_removed
+            if after is None:
+                return removed
+
+    @abc.abstractmethod
+    async def _prune_batch(
+        self, cutoff: datetime, after: PruneKey | None, limit: int
+    ) -> tuple[int, PruneKey | None]:
+        """One batch of ``prune`` in one transaction: look at up to ``limit`` rows generated
+        before ``cutoff`` and after the key ``after`` (in (generated_at, snapshot_id) order),
+        delete those with a newer row of the same patient. Return (rows deleted, key of the
+        last row looked at), or (0, None) once no row is left to look at."""
 
     @abc.abstractmethod
     async def close(self) -> None:

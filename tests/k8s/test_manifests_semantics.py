@@ -5,8 +5,10 @@ from __future__ import annotations
 import base64
 import re
 
+import helm_python as helm
 import pytest
 
+from common.settings import Settings
 from tests.k8s.chart import (
     COMPONENTS,
     ML_COMPONENTS,
@@ -22,6 +24,7 @@ from tests.k8s.chart import (
     pod_labels,
     proto_service_name,
     quantity,
+    render,
     selector_matches,
     volume,
 )
@@ -174,6 +177,37 @@ def test_store_is_on_a_persistent_claim(manifests: Manifests) -> None:
     claim = volume(orchestrator, mount["name"])["persistentVolumeClaim"]["claimName"]
     pvc = manifests.one("PersistentVolumeClaim", claim)
     assert pvc["spec"]["accessModes"] == ["ReadWriteOnce"]
+
+
+def test_snapshot_retention_is_off_unless_set(manifests: Manifests) -> None:
+    """No silent data loss on upgrade: the variable is unset unless a value asks for it."""
+    env = env_of(container(manifests.deployments()["orchestrator"]))
+    assert "NOVAMIND_SNAPSHOT_RETENTION_DAYS" not in env
+    assert Settings.from_env("orchestrator", env=env).snapshot_retention_days == 0
+
+
+@pytest.mark.parametrize("postgresql", [False, True])
+def test_snapshot_retention_value_reaches_the_orchestrator(postgresql: bool) -> None:
+    store: dict[str, object] = {"retentionDays": 30}
+    if postgresql:
+        store["postgresql"] = {
+            "enabled": True,
+            "existingSecret": "db",
+            "networkPolicyTo": [{"ipBlock": {"cidr": "10.0.0.5/32"}}],
+        }
+    objects = render({"orchestrator": {"store": store}})
+    deployments = {component_of(o): o for o in objects if o["kind"] == "Deployment"}
+    env = env_of(container(deployments["orchestrator"]))
+    assert env["NOVAMIND_SNAPSHOT_RETENTION_DAYS"] == "30"
+    assert Settings.from_env("orchestrator", env=env).snapshot_retention_days == 30
+    for component in ML_COMPONENTS:
+        assert "NOVAMIND_SNAPSHOT_RETENTION_DAYS" not in env_of(container(deployments[component]))
+
+
+@pytest.mark.parametrize("days", [-1, 1.5, "30", 36501])
+def test_snapshot_retention_value_is_checked_by_the_schema(days: object) -> None:
+    with pytest.raises(helm.HelmValuesError, match="retentionDays"):
+        render({"orchestrator": {"store": {"retentionDays": days}}})
 
 
 def test_writable_paths_are_writable_volumes(manifests: Manifests) -> None:

@@ -113,3 +113,40 @@ def test_store_url_must_be_postgresql_and_is_never_echoed():
     with pytest.raises(SettingsError, match="NOVAMIND_STORE_URL") as caught:
         Settings.from_env("orchestrator", env={"NOVAMIND_STORE_URL": "mysql://u:s3cret@db/x"})
     assert "s3cret" not in str(caught.value)
+
+
+def test_snapshot_retention_defaults_to_keeping_everything():
+    settings = Settings.from_env("orchestrator", env={})
+    assert settings.snapshot_retention_days == 0
+    assert settings.snapshot_prune_interval_seconds == 3600.0
+    for unset in ("", " ", "0"):
+        env = {"NOVAMIND_SNAPSHOT_RETENTION_DAYS": unset}
+        assert Settings.from_env("orchestrator", env=env).snapshot_retention_days == 0
+
+
+def test_snapshot_retention_days_and_interval_are_read():
+    settings = Settings.from_env(
+        "orchestrator",
+        env={
+            "NOVAMIND_SNAPSHOT_RETENTION_DAYS": " 30 ",
+            "NOVAMIND_SNAPSHOT_PRUNE_INTERVAL_SECONDS": "0.5",
+        },
+    )
+    assert settings.snapshot_retention_days == 30
+    assert settings.snapshot_prune_interval_seconds == 0.5
+
+
+@pytest.mark.parametrize("value", ["-7", "1.5", "30d", "thirty", "1e3", "36501", "３０", "s3cret"])
+def test_bad_snapshot_retention_names_the_variable_and_rule_without_echoing(value):
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env("orchestrator", env={"NOVAMIND_SNAPSHOT_RETENTION_DAYS": value})
+    message = str(caught.value)
+    assert message.startswith("NOVAMIND_SNAPSHOT_RETENTION_DAYS: must be a whole number of days")
+    assert "0 (or unset) to keep snapshots forever" in message
+    assert value not in message
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "never", "nan", "86401"])
+def test_bad_prune_interval_is_named(value):
+    with pytest.raises(SettingsError, match="NOVAMIND_SNAPSHOT_PRUNE_INTERVAL_SECONDS"):
+        Settings.from_env("orchestrator", env={"NOVAMIND_SNAPSHOT_PRUNE_INTERVAL_SECONDS": value})

@@ -1,5 +1,6 @@
 """The longitudinal store, one suite for both backends (SQLite file, real PostgreSQL):
-encrypted, keyed by pseudonym, tamper-evident per row, concurrent writers, migrations.
+encrypted, keyed by pseudonym, tamper-evident per row, concurrent writers, migrations,
+retention (prune keeps each patient's newest; concurrent prunes and saves lose nothing).
 Backend-specific checks follow: SQLite file permissions and WAL; PostgreSQL TLS,
 password file and an unreachable server."""
 
@@ -174,6 +175,112 @@ async def test_migrations_recorded_once_and_reopen_applies_nothing(backend):
     else:
         versions = backend.execute("SELECT version FROM schema_migrations ORDER BY version")
         assert versions == [(v,) for v in range(1, latest + 1)]
+
+
+# --- retention ---------------------------------------------------------------------------
+
+CUTOFF = T0 - timedelta(days=30)
+
+
+async def _seed(store: SnapshotStore, plan: dict[str, list[int]]) -> dict[str, list[str]]:
+    """Save one snapshot per (patient, days before T0); return each patient's ids, oldest first."""
+    ids: dict[str, list[str]] = {}
+    for patient, days_ago in plan.items():
+        for days in sorted(days_ago, reverse=True):
+            when = T0 - timedelta(days=days)
+            ids.setdefault(patient, []).append(
+                await store.save(_psn(patient), when, _data(), b.empty_response())
+            )
+    return ids
+
+
+async def _ids(store: SnapshotStore, patient: str) -> list[str]:
+    return [s.snapshot_id for s in await store.history(_psn(patient))]
+
+
+@pytest.mark.parametrize("batch_rows", [1, 2, 500])
+async def test_prune_removes_old_rows_but_keeps_each_patients_newest(backend, batch_rows):
+    store = backend.open()
+    ids = await _seed(
+        store,
+        {
+            "MRN-A": [40, 35, 31, 1],  # three past retention, one recent
+            "MRN-B": [50, 45],  # not re-scored for 45 days: its newest stays as the baseline
+            "MRN-C": [60],  # a single old snapshot stays
+            "MRN-D": [2, 1],  # all recent: untouched
+            "MRN-E": [30, 29],  # exactly at the cutoff is not "before" it
+        },
+    )
+    removed = await store.prune(CUTOFF, batch_rows=batch_rows)
+    assert removed == 4
+    assert await _ids(store, "MRN-A") == ids["MRN-A"][3:]
+    assert await _ids(store, "MRN-B") == ids["MRN-B"][1:]
+    assert await _ids(store, "MRN-C") == ids["MRN-C"]
+    assert await _ids(store, "MRN-D") == ids["MRN-D"]
+    assert await _ids(store, "MRN-E") == ids["MRN-E"]
+    assert await store.count() == 11 - 4
+    # The kept rows still decrypt and carry their data.
+    assert (await store.history(_psn("MRN-B")))[0].data == _data()
+    assert await store.prune(CUTOFF, batch_rows=batch_rows) == 0
+
+
+async def test_prune_ties_keep_the_row_history_lists_last(backend):
+    store = backend.open()
+    when = T0 - timedelta(days=90)
+    for snapshot_id in ("aa" * 16, "cc" * 16, "bb" * 16):
+        await store.save(_psn(), when, _data(), b.empty_response(), snapshot_id)
+    assert await store.prune(CUTOFF) == 2
+    assert await _ids(store, PATIENT_ID) == ["cc" * 16]
+
+
+async def test_prune_never_decrypts(backend):
+    """A store opened with another key prunes: only the clear columns are read."""
+    await _seed(backend.open(), {"MRN-A": [40, 35], "MRN-B": [40]})
+    other_key = backend.open(bytes(32))
+    assert await other_key.prune(CUTOFF) == 1
+    assert await other_key.count() == 2
+
+
+async def test_concurrent_prunes_and_saves_lose_nothing_acknowledged(backend):
+    """Three prunes (three replicas' worth) and a stream of saves at once.
+
+    Every acknowledged save survives; the old rows go except the newest of patients
+    given no new snapshot; the prunes' counts add up to what was removed, none twice."""
+    patients = [f"MRN-{i:03d}" for i in range(12)]
+    seeder = backend.open()
+    old = await _seed(seeder, {p: [90 - d for d in range(10)] for p in patients})
+    writers_done = asyncio.Event()
+    acknowledged: list[tuple[str, str]] = []
+
+    async def write() -> None:
+        writer = backend.open()
+        for i in range(36):
+            patient = patients[i % 8]  # four patients get no new snapshot
+            when = T0 + timedelta(minutes=i)
+            acknowledged.append(
+                (patient, await writer.save(_psn(patient), when, _data(), b.empty_response()))
+            )
+        writers_done.set()
+
+    async def prune(store: SnapshotStore) -> int:
+        total = await store.prune(CUTOFF, batch_rows=7)
+        while not writers_done.is_set():  # keep racing the writer until it is done
+            total += await store.prune(CUTOFF, batch_rows=7)
+        return total + await store.prune(CUTOFF, batch_rows=7)
+
+    pruners = [backend.open() for _ in range(3)]
+    results = await asyncio.gather(write(), *(prune(s) for s in pruners))
+    removed = sum(results[1:])
+
+    for patient, snapshot_id in acknowledged:
+        assert snapshot_id in await _ids(seeder, patient)
+    for patient in patients:
+        kept = [sid for sid in await _ids(seeder, patient) if sid in old[patient]]
+        # Each prune's last pass started after the writer finished: a patient given a
+        # new snapshot has no old one left; the others keep exactly their newest.
+        assert kept == ([old[patient][-1]] if patient in patients[8:] else []), patient
+    assert removed == 12 * 10 - 4
+    assert await seeder.count() == 4 + len(acknowledged)
 
 
 def test_short_key_refused():
@@ -378,6 +485,31 @@ def test_postgres_migrations_under_concurrent_start(postgres_database):
     assert errors == []
     latest = load_migrations("postgresql")[-1].version
     assert sorted(v for versions in applied for v in versions) == list(range(1, latest + 1))
+
+
+def test_postgres_time_index_built_beforehand_is_accepted(postgres_database):
+    """An operator may build snapshots_by_time CONCURRENTLY before upgrading."""
+    from twin_orchestrator.postgres_store import _CREATE_MIGRATIONS_TABLE
+
+    first = load_migrations("postgresql")[0]
+    with psycopg.connect(postgres_database.url, password=postgres_database.password) as conn:
+        # A store at schema version 1, as the release before retention left it.
+        conn.execute(first.sql.encode())
+        conn.execute(_CREATE_MIGRATIONS_TABLE)
+        conn.execute(
+            "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
+            (first.version, first.name),
+        )
+        conn.commit()
+    with psycopg.connect(
+        postgres_database.url, password=postgres_database.password, autocommit=True
+    ) as conn:
+        conn.execute(
+            "CREATE INDEX CONCURRENTLY snapshots_by_time ON snapshots (generated_at, snapshot_id)"
+        )
+    store = PostgresSnapshotStore(postgres_database.url, KEY, password=postgres_database.password)
+    assert store.migrate(wait_seconds=5) == [m.version for m in load_migrations("postgresql")[1:]]
+    asyncio.run(store.close())
 
 
 async def test_postgres_unreachable_is_a_store_error(tmp_path):

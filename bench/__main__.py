@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ("forecasting", "biometric", "pharmacogenomics", "orchestrator")
+BENCHMARKS = ("forecasting", "biometric", "pharmacogenomics", "orchestrator", "capacity")
 
 
 def main(argv: list[str]) -> int:

@@ -172,9 +172,7 @@ def biometric_in_process(
     return asyncio.run(timed())
 
 
-def _start_mesh(
-    workers: int, ports: dict[str, int], work: Path, logs: Path
-) -> list[ServiceProcess]:
+def start_mesh(workers: int, ports: dict[str, int], work: Path, logs: Path) -> list[ServiceProcess]:
     started: list[ServiceProcess] = []
     addresses = {f"NOVAMIND_{n.upper()}_ADDR": f"localhost:{ports[n]}" for n in SERVICE_ORDER[:3]}
     try:
@@ -218,7 +216,7 @@ def _batch_counts(log: Path) -> tuple[int, int]:
     return items, batches
 
 
-async def _insights(
+async def insights_load(
     port: int, request: twin_pb2.GenerateInsightsRequest, callers: int, seconds: float
 ) -> LoadResult:
     async with mesh_channel(f"localhost:{port}", tls_dir=TLS_DIR, identity="operator") as channel:
@@ -244,9 +242,11 @@ def run_row(
         else {name: free_port() for name in SERVICE_ORDER}
     )
     logs = REPO_ROOT / "var" / "logs"
-    mesh = _start_mesh(workers, ports, work, logs)
+    mesh = start_mesh(workers, ports, work, logs)
     try:
-        result = asyncio.run(_insights(ports["orchestrator"], request, callers, options.seconds))
+        result = asyncio.run(
+            insights_load(ports["orchestrator"], request, callers, options.seconds)
+        )
         load = os.getloadavg()[0]
     finally:
         for proc in reversed(mesh):

@@ -32,13 +32,12 @@ from bench.harness import LoadResult, free_port, machine_line
 from bench.orchestrator import (
     REPO_ROOT,
     SERVICE_ORDER,
+    bench_patient,
     insights_load,
     start_mesh,
 )
-from common.synthetic import CohortConfig, generate_cohort
 from novamind.twin.v1 import twin_pb2
 from twin_orchestrator.demo import train_missing_models
-from twin_orchestrator.patient_bundle import patient_data
 
 DOC = REPO_ROOT / "docs" / "benchmarks" / "capacity.md"
 VALUES = REPO_ROOT / "k8s" / "novamind" / "values.yaml"
@@ -92,9 +91,7 @@ def process_tree_cpu_seconds(pid: int) -> float:
 
 
 def measure(callers: int, seconds: float, days: int, work: Path) -> Measurement:
-    cohort = generate_cohort(CohortConfig(n_patients=50, n_days=max(200, days + 20), seed=11))
-    data = patient_data(cohort, str(cohort.patients.patient_id.iloc[0]), history_days=days)
-    request = twin_pb2.GenerateInsightsRequest(patient_id="BENCH-0001", data=data)
+    request = twin_pb2.GenerateInsightsRequest(patient_id="BENCH-0001", data=bench_patient(days))
     ports = {name: free_port() for name in SERVICE_ORDER}
     mesh = start_mesh(1, ports, work, REPO_ROOT / "var" / "logs")
     try:

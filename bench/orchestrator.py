@@ -172,6 +172,12 @@ def biometric_in_process(
     return asyncio.run(timed())
 
 
+def bench_patient(days: int) -> twin_pb2.PatientData:
+    """The benchmark patient: the first of a fixed synthetic cohort, ``days`` of history."""
+    cohort = generate_cohort(CohortConfig(n_patients=50, n_days=max(200, days + 20), seed=11))
+    return patient_data(cohort, str(cohort.patients.patient_id.iloc[0]), history_days=days)
+
+
 def start_mesh(workers: int, ports: dict[str, int], work: Path, logs: Path) -> list[ServiceProcess]:
     started: list[ServiceProcess] = []
     addresses = {f"NOVAMIND_{n.upper()}_ADDR": f"localhost:{ports[n]}" for n in SERVICE_ORDER[:3]}
@@ -392,10 +398,7 @@ def parse(argv: list[str]) -> Options:
 def main(argv: list[str]) -> int:
     options = parse(argv)
     train_missing_models()
-    cohort = generate_cohort(
-        CohortConfig(n_patients=50, n_days=max(200, options.days + 20), seed=11)
-    )
-    data = patient_data(cohort, str(cohort.patients.patient_id.iloc[0]), history_days=options.days)
+    data = bench_patient(options.days)
     request = twin_pb2.GenerateInsightsRequest(patient_id="BENCH-0001", data=data)
     print("biometric section in process", flush=True)
     wall, cpu = biometric_in_process(data, repeats=10 if options.seconds < 5 else 40)

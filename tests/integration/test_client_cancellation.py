@@ -52,15 +52,19 @@ class Hang:
         return ServiceDefinition(service_names=(SERVICE,), register=register)
 
 
+def _hang_method(channel: grpc.aio.Channel) -> grpc.aio.UnaryUnaryMultiCallable:
+    return channel.unary_unary(
+        f"/{SERVICE}/Hang",
+        request_serializer=Request.SerializeToString,
+        response_deserializer=Response.FromString,
+    )
+
+
 async def test_cancelled_caller_task_cancels_the_rpc_on_the_server(make_settings, pki_dir):
     hang = Hang()
     async with running(make_settings("forecasting"), hang.definition()) as mesh:
         async with channel_to(mesh, pki_dir) as channel:
-            method = channel.unary_unary(
-                f"/{SERVICE}/Hang",
-                request_serializer=Request.SerializeToString,
-                response_deserializer=Response.FromString,
-            )
+            method = _hang_method(channel)
 
             async def call() -> Response:
                 return await method(Request(patient_id="P-1"), timeout=120)
@@ -79,11 +83,7 @@ async def test_cancelling_the_call_object_cancels_the_rpc_on_the_server(make_set
     hang = Hang()
     async with running(make_settings("forecasting"), hang.definition()) as mesh:
         async with channel_to(mesh, pki_dir) as channel:
-            method = channel.unary_unary(
-                f"/{SERVICE}/Hang",
-                request_serializer=Request.SerializeToString,
-                response_deserializer=Response.FromString,
-            )
+            method = _hang_method(channel)
             call = method(Request(patient_id="P-1"), timeout=120)
             await asyncio.wait_for(hang.started.wait(), timeout=30)
             assert call.cancel()

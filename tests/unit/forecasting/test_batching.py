@@ -13,6 +13,23 @@ from forecasting_svc.instruments import Instrument
 from tests.unit.forecasting.requests import daily, request
 
 
+class FirstBatchHolds:
+    """A model call that records batch sizes and holds the first batch until released."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.release = threading.Event()
+        self.started = asyncio.Event()
+        self.sizes: list[int] = []
+
+    def run(self, items):
+        self.sizes.append(len(items))
+        if len(self.sizes) == 1:
+            self.loop.call_soon_threadsafe(self.started.set)
+            self.release.wait(5)
+        return list(items)
+
+
 async def test_concurrent_items_share_a_batch_and_results_go_to_their_callers():
     calls: list[list[int]] = []
 
@@ -43,17 +60,8 @@ async def test_max_batch_is_respected_and_errors_stay_with_their_item():
 
 
 async def test_items_arriving_while_a_batch_runs_form_the_next_batch():
-    release = threading.Event()
-    started = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    sizes: list[int] = []
-
-    def run(items):
-        sizes.append(len(items))
-        if len(sizes) == 1:
-            loop.call_soon_threadsafe(started.set)
-            release.wait(5)
-        return list(items)
+    held = FirstBatchHolds(asyncio.get_running_loop())
+    run, started, release, sizes = held.run, held.started, held.release, held.sizes
 
     batcher = MicroBatcher(run, max_batch=32, max_wait_seconds=0.0)
     first = asyncio.ensure_future(batcher.submit(0))
@@ -78,17 +86,8 @@ async def test_a_request_to_an_idle_batcher_runs_at_once_without_a_window():
 
 
 async def test_requests_arriving_while_others_are_in_flight_collect_into_one_batch():
-    release = threading.Event()
-    started = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    sizes: list[int] = []
-
-    def run(items):
-        sizes.append(len(items))
-        if len(sizes) == 1:
-            loop.call_soon_threadsafe(started.set)
-            release.wait(5)
-        return list(items)
+    held = FirstBatchHolds(asyncio.get_running_loop())
+    run, started, release, sizes = held.run, held.started, held.release, held.sizes
 
     # An hour-long window that only a full batch (4 items) cuts short: no timing involved.
     batcher = MicroBatcher(run, max_batch=4, max_wait_seconds=3600)

@@ -21,6 +21,7 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import grpc
 import psycopg
@@ -110,6 +111,11 @@ def store(request, tmp_path) -> Store:
     return Store(request.param, tmp_path, database)
 
 
+def _logged_removed(log_path: Path) -> int:
+    lines = [json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")]
+    return sum(int(line.get("removed", 0)) for line in lines)
+
+
 def _until(condition: Callable[[], bool], process, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -170,6 +176,8 @@ def test_running_orchestrator_prunes_keeps_newest_and_logs_no_pseudonym(tmp_path
         _until(lambda: _progress_ids(stub, PATIENT_A) == [a_new], replica.process)
         _until(lambda: store.count() == 2, replica.process)
         assert _progress_ids(stub, PATIENT_B) == [b_recent]
+        # A run logs its count just after its rows are gone: wait for the line before SIGTERM.
+        _until(lambda: _logged_removed(replica.log_path) == 3 + 2, replica.process)
     finally:
         channel.close()
         code = replica.stop(timeout=20)

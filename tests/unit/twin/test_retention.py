@@ -54,6 +54,10 @@ async def _until(condition) -> None:
         await asyncio.sleep(0.02)
 
 
+def _logged_removed(caplog) -> int:
+    return sum(getattr(r, "removed", 0) for r in caplog.records)
+
+
 def test_cutoff_is_whole_days_back():
     assert retention_cutoff(NOW, 30) == datetime(2026, 8, 2, tzinfo=UTC)
 
@@ -93,7 +97,9 @@ async def test_background_task_prunes_at_start_and_each_interval_and_stops(tmp_p
         await _until(lambda: store.count_sync() == 3)
         _seed(store, [40])  # older than retention, but not each patient's newest...
         _seed(store, [50])  # ...and these neither: the 1-day rows are the newest
-        await _until(lambda: store.count_sync() == 3)
+        # The rows are gone once the store's thread commits; the run logs its count a
+        # moment later, back on the event loop: wait for both before stopping the task.
+        await _until(lambda: store.count_sync() == 3 and _logged_removed(caplog) == 6 + 6)
         await pruner.stop()
     assert store.failures == 0
     text = "\n".join(r.getMessage() for r in caplog.records) + repr(
@@ -102,7 +108,7 @@ async def test_background_task_prunes_at_start_and_each_interval_and_stops(tmp_p
     for psn in PSEUDONYMS:
         assert psn not in text
     assert "snapshot retention run failed: StoreError" in text
-    removed = sum(getattr(r, "removed", 0) for r in caplog.records)
+    removed = _logged_removed(caplog)
     assert removed == 6 + 6
     await pruner.stop()  # idempotent
     await store.close()
